@@ -1,0 +1,122 @@
+"""The drift field: how far, and in which direction, each generated sample should move.
+
+Population form (lessons 02-03). The mean shift towards a set of targets y_1..y_M is
+
+    V_y(x) = sum_j k~(x, y_j) (y_j - x),        k~(x, y_j) = softmax_j log k(x, y_j),
+
+and the drift field is V(x) = V+(x) - V-(x), towards the positives (data) and away from the negatives
+(generated samples). It is anti-symmetric (swapping the two sets negates it) and zero when they are the same
+set. For the Gaussian kernel V+ = tau^2 grad log p_tau, so V = tau^2 (grad log p_tau - grad log q_tau).
+
+Batch form (lesson 03's last exercise onwards, Algorithm 2 of the paper). Over the targets
+[negatives | positives], logits l_ij = log k(x_i, y_j); a generated sample is excluded from its own negatives by
+l_ii = -inf. The affinity is the geometric mean of a softmax over targets and one over queries,
+
+    A = sqrt(softmax_j(l) * softmax_i(l)),     W+ = A+ * rowsum(A-),   W- = A- * rowsum(A+),
+    V = W+ y+ - W- y-.
+
+The rows of W+ and W- have the same sum, so the "- x" terms cancel and need not be written.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Literal
+
+import torch
+
+from .kernels import check_samples, kernel_logits
+
+Normalisation = Literal["double", "targets", "uncoupled"]
+
+
+def mean_shift(x: torch.Tensor, targets: torch.Tensor, tau: float, kernel: str = "gaussian") -> torch.Tensor:
+    """V_y(x) = sum_j softmax_j(log k(x, y_j)) y_j - x, shape N x D (population form)."""
+    weights = torch.softmax(kernel_logits(x, targets, tau, kernel), dim=1)
+    return weights @ targets.to(weights.dtype) - x.to(weights.dtype)
+
+
+def drift_field(
+    x: torch.Tensor, y_pos: torch.Tensor, y_neg: torch.Tensor, tau: float, kernel: str = "gaussian"
+) -> torch.Tensor:
+    """V(x) = V+(x) - V-(x) in population form: no self-mask, no clipping."""
+    return mean_shift(x, y_pos, tau, kernel) - mean_shift(x, y_neg, tau, kernel)
+
+
+def batch_drift_field(
+    x: torch.Tensor,
+    y_pos: torch.Tensor,
+    y_neg: torch.Tensor | None = None,
+    tau: float = 0.05,
+    kernel: str = "laplace",
+    normalisation: Normalisation = "double",
+) -> torch.Tensor:
+    """The batch drift field, shape N x D.
+
+    Args:
+        x: generated samples (queries), N x D.
+        y_pos: positives (data), M x D.
+        y_neg: negatives, K x D. ``None`` means "the queries themselves", each excluded from its own
+            negatives by a logit of exactly -inf (then V = 0 at y_pos = x does *not* hold).
+        tau: temperature.
+        kernel: "laplace" (logits -|x - y| / tau, the paper's) or "gaussian" (-|x - y|^2 / (2 tau^2)).
+        normalisation: "double" (softmax over targets and over queries, geometric mean, cross-weighted),
+            "targets" (softmax over targets only, cross-weighted), or "uncoupled" (separate softmaxes over
+            positives and over negatives: the population form V+ - V-).
+    """
+    check_samples("x", x)
+    self_negatives = y_neg is None
+    if self_negatives:
+        if x.shape[0] < 2:
+            raise ValueError("with the queries as their own negatives, at least two queries are needed")
+        y_neg = x.detach()
+    check_samples("y_neg", y_neg, dim=x.shape[1])
+    check_samples("y_pos", y_pos, dim=x.shape[1])
+    n_neg = y_neg.shape[0]
+    logits = kernel_logits(x.detach(), torch.cat([y_neg.detach(), y_pos.detach()]), tau, kernel)
+    if self_negatives:
+        self_mask = torch.eye(x.shape[0], logits.shape[1], dtype=torch.bool, device=logits.device)
+        logits = logits.masked_fill(self_mask, float("-inf"))
+    y_neg, y_pos = y_neg.detach().to(logits.dtype), y_pos.detach().to(logits.dtype)
+
+    if normalisation == "uncoupled":
+        w_neg = torch.softmax(logits[:, :n_neg], dim=1)
+        w_pos = torch.softmax(logits[:, n_neg:], dim=1)
+        return w_pos @ y_pos - w_neg @ y_neg
+    if normalisation == "double":
+        affinity = torch.exp(0.5 * (logits.log_softmax(dim=1) + logits.log_softmax(dim=0)))
+    elif normalisation == "targets":
+        affinity = torch.softmax(logits, dim=1)
+    else:
+        raise ValueError(f"unknown normalisation {normalisation!r}; choose double, targets or uncoupled")
+    a_neg, a_pos = affinity[:, :n_neg], affinity[:, n_neg:]
+    w_pos = a_pos * a_neg.sum(1, keepdim=True)
+    w_neg = a_neg * a_pos.sum(1, keepdim=True)
+    return w_pos @ y_pos - w_neg @ y_neg
+
+
+def multi_temperature_drift(
+    x: torch.Tensor,
+    y_pos: torch.Tensor,
+    y_neg: torch.Tensor | None = None,
+    taus: Iterable[float] = (0.02, 0.05, 0.2),
+    kernel: str = "laplace",
+    normalisation: Normalisation = "double",
+    normalise_each: bool = True,
+) -> tuple[torch.Tensor, list[float]]:
+    """V = sum_tau V_tau / rms(V_tau), with rms(V) = sqrt(mean over samples and dims of V^2).
+
+    Dividing each temperature's field by its root mean square makes every temperature pull with the same
+    strength, whatever its raw scale. Returns the summed field and each temperature's raw mean |V_tau|^2
+    (the number worth logging: the loss itself stays near a constant once fields are normalised).
+    """
+    total = None
+    raw_energy = []
+    for tau in taus:
+        v = batch_drift_field(x, y_pos, y_neg, tau, kernel, normalisation)
+        raw_energy.append(float(v.square().sum(1).mean()))
+        if normalise_each:
+            v = v / v.square().mean().sqrt().clamp_min(1e-12)
+        total = v if total is None else total + v
+    if total is None:
+        raise ValueError("taus is empty: give at least one temperature")
+    return total, raw_energy

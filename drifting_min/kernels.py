@@ -1,0 +1,77 @@
+"""Distances and kernels between two sets of samples.
+
+Notation (the course's): queries ``x`` are N x D, targets ``y`` are M x D, ``tau`` is the temperature.
+
+* Gaussian kernel  k(x, y) = exp(-|x - y|^2 / (2 tau^2))   (tau is a bandwidth)
+* Laplace kernel   k(x, y) = exp(-|x - y| / tau)            (plain, not squared, distance)
+
+Everything downstream works with the kernel's *logits* ``log k(x, y)``, so that normalising over a set
+is a softmax (or a logsumexp) and never underflows, even at tau = 0.02.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+KERNELS = ("gaussian", "laplace")
+
+
+def check_samples(name: str, samples: torch.Tensor, dim: int | None = None) -> None:
+    """Raise a clear ``ValueError`` unless ``samples`` is a non-empty, finite (n, dim) matrix."""
+    if not isinstance(samples, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(samples).__name__}")
+    if samples.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D (samples x dims) tensor, got shape {tuple(samples.shape)}")
+    if samples.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it needs at least one sample")
+    if dim is not None and samples.shape[1] != dim:
+        raise ValueError(f"{name} has {samples.shape[1]} dimensions but the queries have {dim}")
+    if not torch.isfinite(samples).all():
+        raise ValueError(f"{name} contains NaN or Inf values")
+
+
+def check_tau(tau: float) -> None:
+    """Raise ``ValueError`` unless the temperature is a positive finite number."""
+    if not (isinstance(tau, (int, float)) and math.isfinite(tau) and tau > 0):
+        raise ValueError(f"the temperature tau must be a positive number, got {tau!r}")
+
+
+def check_kernel(kernel: str) -> None:
+    if kernel not in KERNELS:
+        raise ValueError(f"unknown kernel {kernel!r}; choose one of {KERNELS}")
+
+
+def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """Distances and softmaxes run in float32 or float64, never in bf16/fp16 (they underflow)."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
+def pairwise_distances(x: torch.Tensor, y: torch.Tensor, squared: bool = False) -> torch.Tensor:
+    """Euclidean distances ``d[i, j] = |x_i - y_j|`` (or their squares), shape N x M, in at least float32.
+
+    In low dimension (D <= 64, the toys) the differences are formed exactly; in high dimension (features)
+    the faster |x|^2 + |y|^2 - 2 x.y expansion is used, where distances are not small next to norms.
+    """
+    check_samples("x", x)
+    check_samples("y", y, dim=x.shape[1])
+    x, y = _at_least_float32(x), _at_least_float32(y)
+    mode = "donot_use_mm_for_euclid_dist" if x.shape[1] <= 64 else "use_mm_for_euclid_dist"
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        dist = torch.cdist(x, y, compute_mode=mode)
+    return dist.square() if squared else dist
+
+
+def kernel_logits(x: torch.Tensor, y: torch.Tensor, tau: float, kernel: str = "gaussian") -> torch.Tensor:
+    """``log k(x_i, y_j)``: ``-d^2 / (2 tau^2)`` for the Gaussian kernel, ``-d / tau`` for the Laplace kernel."""
+    check_tau(tau)
+    check_kernel(kernel)
+    if kernel == "gaussian":
+        return -pairwise_distances(x, y, squared=True) / (2.0 * tau**2)
+    return -pairwise_distances(x, y) / tau
+
+
+def kernel_matrix(x: torch.Tensor, y: torch.Tensor, tau: float, kernel: str = "gaussian") -> torch.Tensor:
+    """The kernel values ``k(x_i, y_j)``, shape N x M."""
+    return kernel_logits(x, y, tau, kernel).exp()
