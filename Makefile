@@ -16,7 +16,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m drifting_min.demo
+	$(PY) -m drifting_min.toys --dataset checkerboard --out outputs/demo
 
 test: $(STAMP)
 	$(PY) -m course.generate --check

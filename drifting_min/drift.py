@@ -24,11 +24,12 @@ from typing import Iterable, Literal
 
 import torch
 
-from .kernels import check_samples, kernel_logits
+from .kernels import check_samples, full_precision, kernel_logits
 
 Normalisation = Literal["double", "targets", "uncoupled"]
 
 
+@full_precision
 def mean_shift(x: torch.Tensor, targets: torch.Tensor, tau: float, kernel: str = "gaussian") -> torch.Tensor:
     """V_y(x) = sum_j softmax_j(log k(x, y_j)) y_j - x, shape N x D (population form)."""
     weights = torch.softmax(kernel_logits(x, targets, tau, kernel), dim=1)
@@ -42,6 +43,7 @@ def drift_field(
     return mean_shift(x, y_pos, tau, kernel) - mean_shift(x, y_neg, tau, kernel)
 
 
+@full_precision
 def batch_drift_field(
     x: torch.Tensor,
     y_pos: torch.Tensor,

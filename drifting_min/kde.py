@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from .kernels import check_kernel, check_tau, kernel_logits, pairwise_distances
+from .kernels import check_kernel, check_tau, full_precision, kernel_logits, pairwise_distances
 
 
 def kernel_log_normaliser(dim: int, tau: float, kernel: str = "gaussian") -> float:
@@ -33,12 +33,14 @@ def kernel_log_normaliser(dim: int, tau: float, kernel: str = "gaussian") -> flo
     return dim * math.log(tau) + math.lgamma(dim) + math.log(2.0) + 0.5 * dim * math.log(math.pi) - math.lgamma(dim / 2)
 
 
+@full_precision
 def kde_log_density(x: torch.Tensor, data: torch.Tensor, tau: float, kernel: str = "gaussian") -> torch.Tensor:
     """log p_tau(x_i) for each query, shape (N,); a logsumexp, so stable at any temperature."""
     logits = kernel_logits(x, data, tau, kernel)
     return torch.logsumexp(logits, dim=1) - math.log(data.shape[0]) - kernel_log_normaliser(x.shape[1], tau, kernel)
 
 
+@full_precision
 def kde_score(x: torch.Tensor, data: torch.Tensor, tau: float, kernel: str = "gaussian") -> torch.Tensor:
     """grad_x log p_tau(x), shape N x D, in closed form (no autograd).
 
@@ -60,6 +62,7 @@ def tweedie_denoise(x: torch.Tensor, data: torch.Tensor, tau: float) -> torch.Te
     return x + tau**2 * kde_score(x, data, tau, "gaussian").to(x.dtype)
 
 
+@full_precision
 def laplace_log_potential(x: torch.Tensor, data: torch.Tensor, tau: float) -> torch.Tensor:
     """log (p * K)(x) for the Laplace kernel, up to a constant: log (1/M) sum_j (r_j + tau) exp(-r_j / tau).
 
@@ -72,6 +75,7 @@ def laplace_log_potential(x: torch.Tensor, data: torch.Tensor, tau: float) -> to
     return torch.logsumexp(torch.log(dist + tau) - dist / tau, dim=1) - math.log(data.shape[0])
 
 
+@full_precision
 def laplace_preconditioner(x: torch.Tensor, data: torch.Tensor, tau: float) -> torch.Tensor:
     """rho(x) = (p * K)(x) / (p * kappa)(x) = tau (tau + r_bar(x)), shape (N, 1).
 

@@ -11,6 +11,7 @@ is a softmax (or a logsumexp) and never underflows, even at tau = 0.02.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -48,6 +49,19 @@ def _at_least_float32(t: torch.Tensor) -> torch.Tensor:
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
+def full_precision(fn):
+    """Run ``fn(x, ...)`` with autocast off, so that distances, softmaxes and weighted sums stay in float32
+    (or float64) even inside a bf16 training step: at tau = 0.02 a bf16 softmax underflows."""
+
+    @functools.wraps(fn)
+    def run(x: torch.Tensor, *args, **kwargs):
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return fn(x, *args, **kwargs)
+
+    return run
+
+
+@full_precision
 def pairwise_distances(x: torch.Tensor, y: torch.Tensor, squared: bool = False) -> torch.Tensor:
     """Euclidean distances ``d[i, j] = |x_i - y_j|`` (or their squares), shape N x M, in at least float32.
 
@@ -58,8 +72,7 @@ def pairwise_distances(x: torch.Tensor, y: torch.Tensor, squared: bool = False) 
     check_samples("y", y, dim=x.shape[1])
     x, y = _at_least_float32(x), _at_least_float32(y)
     mode = "donot_use_mm_for_euclid_dist" if x.shape[1] <= 64 else "use_mm_for_euclid_dist"
-    with torch.autocast(device_type=x.device.type, enabled=False):
-        dist = torch.cdist(x, y, compute_mode=mode)
+    dist = torch.cdist(x, y, compute_mode=mode)
     return dist.square() if squared else dist
 
 
