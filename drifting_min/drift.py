@@ -76,8 +76,7 @@ def batch_drift_field(
     n_neg = y_neg.shape[0]
     logits = kernel_logits(x.detach(), torch.cat([y_neg.detach(), y_pos.detach()]), tau, kernel)
     if self_negatives:
-        self_mask = torch.eye(x.shape[0], logits.shape[1], dtype=torch.bool, device=logits.device)
-        logits = logits.masked_fill(self_mask, float("-inf"))
+        logits[:, :n_neg].diagonal().fill_(float("-inf"))
     y_neg, y_pos = y_neg.detach().to(logits.dtype), y_pos.detach().to(logits.dtype)
 
     if normalisation == "uncoupled":
@@ -85,7 +84,9 @@ def batch_drift_field(
         w_pos = torch.softmax(logits[:, n_neg:], dim=1)
         return w_pos @ y_pos - w_neg @ y_neg
     if normalisation == "double":
-        affinity = torch.exp(0.5 * (logits.log_softmax(dim=1) + logits.log_softmax(dim=0)))
+        # sqrt(softmax_j(l) * softmax_i(l)) = exp(l - (logsumexp_j l + logsumexp_i l) / 2): no underflow, one pass
+        log_norm = 0.5 * (torch.logsumexp(logits, dim=1, keepdim=True) + torch.logsumexp(logits, dim=0, keepdim=True))
+        affinity = torch.exp(logits - log_norm)
     elif normalisation == "targets":
         affinity = torch.softmax(logits, dim=1)
     else:

@@ -210,6 +210,7 @@ def test_batch_double_softmax_matches_a_naive_loop():
     logits = torch.tensor(
         [[-float((x[i] - t).norm()) / tau if j != i else -math.inf for j, t in enumerate(targets)] for i in range(5)],
         dtype=torch.float64,
+        device=DEVICE,
     )
     row = torch.exp(logits) / torch.exp(logits).sum(1, keepdim=True)
     col = torch.exp(logits) / torch.exp(logits).sum(0, keepdim=True)
