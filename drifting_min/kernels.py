@@ -65,14 +65,19 @@ def full_precision(fn):
 def pairwise_distances(x: torch.Tensor, y: torch.Tensor, squared: bool = False) -> torch.Tensor:
     """Euclidean distances ``d[i, j] = |x_i - y_j|`` (or their squares), shape N x M, in at least float32.
 
-    In low dimension (D <= 64, the toys) the differences are formed exactly; in high dimension (features)
-    the faster |x|^2 + |y|^2 - 2 x.y expansion is used, where distances are not small next to norms.
+    Low dimension (D <= 64, the toys): the differences x_i - y_j are formed exactly (torch.cdist's exact mode on
+    a CPU; on a GPU, where that mode is slow, by broadcasting). High dimension (features): the faster
+    |x|^2 + |y|^2 - 2 x.y expansion, fine where distances are not small next to the norms.
     """
     check_samples("x", x)
     check_samples("y", y, dim=x.shape[1])
     x, y = _at_least_float32(x), _at_least_float32(y)
-    mode = "donot_use_mm_for_euclid_dist" if x.shape[1] <= 64 else "use_mm_for_euclid_dist"
-    dist = torch.cdist(x, y, compute_mode=mode)
+    if x.shape[1] > 64:
+        dist = torch.cdist(x, y, compute_mode="use_mm_for_euclid_dist")
+    elif x.device.type == "cpu":
+        dist = torch.cdist(x, y, compute_mode="donot_use_mm_for_euclid_dist")
+    else:
+        dist = (x[:, None, :] - y[None, :, :]).norm(dim=-1)
     return dist.square() if squared else dist
 
 
