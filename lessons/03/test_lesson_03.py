@@ -1,0 +1,342 @@
+"""Graded checks of lesson 03: mean shift and the drift field.
+
+Run them with `pytest lessons/03` (your exercises) or `pytest lessons/03 --solutions` (the worked answers);
+one exercise alone with `pytest lessons/03 -k ex3_1`. Every random draw is seeded; values are compared in
+float64 with drifting_min, with autograd, or with a closed form.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+import drifting_min as dm
+from course import check_close, check_tensor, check_true, exercise
+
+KERNELS = ("gaussian", "laplace")
+
+
+def draw(seed: int, *shapes, scale: float = 1.0, shift: float = 0.0):
+    """Seeded float64 normal samples, one tensor per shape."""
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(*s, generator=gen, dtype=torch.float64) * scale + shift for s in shapes]
+
+
+def gaussian_kde_score_autograd(x: torch.Tensor, data: torch.Tensor, tau: float) -> torch.Tensor:
+    """grad_x log p_tau(x) for the Gaussian KDE, by autograd on an explicit log-density (float64)."""
+    x = x.detach().clone().requires_grad_(True)
+    sq = (x[:, None, :] - data[None, :, :]).square().sum(-1)
+    log_p = torch.logsumexp(-sq / (2 * tau**2), dim=1) - math.log(data.shape[0])
+    (grad,) = torch.autograd.grad(log_p.sum(), x)
+    return grad
+
+
+# ------------------------------------------------------------------------------------------------ 3.1 mean_shift
+
+
+@exercise("3.1", "mean_shift")
+def test_ex3_1_matches_reference(ex):
+    x, y = draw(0, (7, 3), (11, 3))
+    for kernel, tau in (("gaussian", 0.8), ("laplace", 0.5)):
+        got = ex.mean_shift(x, y, tau, kernel)
+        check_tensor(got, (7, 3), name=f"mean_shift(x, targets, tau, {kernel!r})")
+        check_close(
+            got,
+            dm.mean_shift(x, y, tau, kernel),
+            prop=f"V+ is the kernel-weighted mean of (y_j - x) ({kernel} kernel)",
+            hint="weights = softmax over the targets (dim=1) of the logits: -d^2 / (2 tau^2) (Gaussian), "
+            "-d / tau with the plain distance d (Laplace); then subtract x",
+        )
+
+
+@exercise("3.1", "mean_shift")
+def test_ex3_1_gaussian_is_tau_squared_times_kde_score(ex):
+    x, y = draw(1, (6, 2), (9, 2))
+    tau = 0.6
+    got = ex.mean_shift(x, y, tau, "gaussian")
+    check_tensor(got, (6, 2), name="mean_shift(x, targets, tau)")
+    check_close(
+        got,
+        tau**2 * gaussian_kde_score_autograd(x, y, tau),
+        prop="for the Gaussian kernel V+ = tau^2 grad log p_tau (the KDE score, by autograd)",
+        hint="the logits are -|x - y|^2 / (2 tau^2): tau squared, and the factor 2",
+    )
+
+
+@exercise("3.1", "mean_shift")
+def test_ex3_1_translation_equivariance_and_one_target(ex):
+    x, y, c = draw(2, (5, 3), (8, 3), (1, 3))
+    for kernel in KERNELS:
+        moved = ex.mean_shift(x + 3 * c, y + 3 * c, 0.7, kernel)
+        check_tensor(moved, (5, 3), name="mean_shift(x + c, targets + c, tau)")
+        check_close(
+            moved,
+            ex.mean_shift(x, y, 0.7, kernel),
+            prop=f"translation equivariance: shifting queries and targets together leaves V+ unchanged ({kernel})",
+            hint="V+ is a displacement y - x, not a position: did you forget to subtract x?",
+        )
+    single = ex.mean_shift(x, y[:1], 0.7, "laplace")
+    check_close(single, (y[:1] - x).expand_as(x), prop="with a single target, V+(x) = y - x for every query",
+                hint="the weights must be normalised over the targets, one softmax per query (dim=1)")
+
+
+# ------------------------------------------------------------------------------------------------ 3.2 find_modes
+
+
+def _two_clusters(seed: int = 3):
+    gen = torch.Generator().manual_seed(seed)
+    centres = torch.tensor([[-2.0, 0.0], [2.0, 0.5]], dtype=torch.float64)
+    data = torch.cat([c + 0.3 * torch.randn(40, 2, generator=gen, dtype=torch.float64) for c in centres])
+    x0 = torch.cat([c + 0.8 * torch.randn(10, 2, generator=gen, dtype=torch.float64) for c in centres])
+    return data, x0, centres
+
+
+@exercise("3.2", "find_modes")
+def test_ex3_2_matches_reference_iterations(ex):
+    x0, data = draw(4, (6, 2), (15, 2))
+    tau, n_steps = 0.5, 7
+    got = ex.find_modes(x0, data, tau, n_steps)
+    check_tensor(got, (n_steps + 1, 6, 2), name="find_modes(x0, data, tau, n_steps)",
+                 hint="return the whole path, (n_steps + 1) x N x D, starting with x0")
+    expected = [x0]
+    for _ in range(n_steps):
+        expected.append(expected[-1] + dm.mean_shift(expected[-1], data, tau, "gaussian"))
+    check_close(got[0], x0, prop="the path starts at x0", hint="path[0] is x0 itself, before any step")
+    check_close(got, torch.stack(expected), prop="each step is x <- x + V+(x) with the Gaussian kernel",
+                hint="recompute V+ at the new points every step; a full step, not a fraction, not the score")
+
+
+@exercise("3.2", "find_modes")
+def test_ex3_2_density_never_decreases(ex):
+    data, x0, _ = _two_clusters()
+    tau = 0.4
+    path = ex.find_modes(x0, data, tau, 15)
+    check_tensor(path, (16, 20, 2), name="find_modes(x0, data, tau, 15)")
+    log_p = torch.stack([dm.kde_log_density(p, data, tau) for p in path])  # steps x N
+    drop = (log_p[:-1] - log_p[1:]).max().item()
+    check_true(drop <= 1e-9, "the KDE log-density never decreases along mean-shift iterations",
+               f"largest decrease of log p_tau in one step: {drop:.3g}",
+               hint="move *towards* the weighted mean of the data: x + V+(x), not x - V+(x)")
+    gain = (log_p[-1] - log_p[0]).min().item()
+    check_true(gain > 0, "every starting point climbs the density", f"smallest gain in log p_tau: {gain:.3g}")
+
+
+@exercise("3.2", "find_modes")
+def test_ex3_2_end_points_are_two_modes(ex):
+    data, x0, centres = _two_clusters()
+    tau = 0.4
+    path = ex.find_modes(x0, data, tau, 60)
+    check_tensor(path, (61, 20, 2), name="find_modes(x0, data, tau, 60)")
+    ends = path[-1]
+    residual = dm.mean_shift(ends, data, tau, "gaussian").norm(dim=1).max().item()
+    check_true(residual < 1e-4, "the end points are fixed points of mean shift: |V+(x)| is about 0",
+               f"largest |V+| at the end points: {residual:.3g}",
+               hint="a full mean-shift step each iteration (x + V+), with the Gaussian kernel")
+    nearest = torch.cdist(ends, centres).argmin(dim=1)
+    spread = max(ends[nearest == c].std(dim=0).max().item() if (nearest == c).sum() > 1 else 0.0 for c in (0, 1))
+    check_true(bool((nearest[:10] == 0).all() and (nearest[10:] == 1).all()) and spread < 1e-4,
+               "two well-separated clusters give two modes, each start ending at the mode of its own cluster",
+               f"clusters reached: {nearest.tolist()}, spread of the end points within a mode: {spread:.3g}")
+
+
+# ------------------------------------------------------------------------------------------------ 3.3 drift_field
+
+
+@exercise("3.3", "drift_field")
+def test_ex3_3_matches_reference(ex):
+    x, y_pos, y_neg = draw(5, (7, 3), (9, 3), (6, 3))
+    for kernel, tau in (("gaussian", 0.9), ("laplace", 0.4)):
+        got = ex.drift_field(x, y_pos, y_neg, tau, kernel)
+        check_tensor(got, (7, 3), name=f"drift_field(x, y_pos, y_neg, tau, {kernel!r})")
+        check_close(got, dm.drift_field(x, y_pos, y_neg, tau, kernel),
+                    prop=f"V = V+ - V-, each mean shift normalised over its own set ({kernel})",
+                    hint="two separate softmaxes, one over y_pos and one over y_neg; attraction minus repulsion")
+
+
+@exercise("3.3", "drift_field")
+def test_ex3_3_antisymmetric_and_zero_at_equal_sets(ex):
+    x, y_pos, y_neg = draw(6, (8, 2), (10, 2), (7, 2))
+    for kernel in KERNELS:
+        v = ex.drift_field(x, y_pos, y_neg, 0.7, kernel)
+        check_tensor(v, (8, 2), name="drift_field(x, y_pos, y_neg, tau)")
+        check_close(ex.drift_field(x, y_neg, y_pos, 0.7, kernel), -v,
+                    prop=f"anti-symmetry: swapping positives and negatives negates V ({kernel})",
+                    hint="V+ and V- must be treated alike: same kernel, same normalisation, opposite signs")
+        same = ex.drift_field(x, y_pos, y_pos.flip(0), 0.7, kernel)
+        check_close(same, torch.zeros_like(same), atol=1e-12,
+                    prop=f"V = 0 when the positives and negatives are the same set ({kernel})",
+                    hint="attraction and repulsion must balance exactly: no extra factor on either")
+
+
+@exercise("3.3", "drift_field")
+def test_ex3_3_gaussian_is_a_score_difference(ex):
+    x, y_pos, y_neg = draw(7, (6, 2), (9, 2), (8, 2))
+    tau = 0.5
+    got = ex.drift_field(x, y_pos, y_neg, tau, "gaussian")
+    check_tensor(got, (6, 2), name="drift_field(x, y_pos, y_neg, tau)")
+    expected = tau**2 * (gaussian_kde_score_autograd(x, y_pos, tau) - gaussian_kde_score_autograd(x, y_neg, tau))
+    check_close(got, expected, prop="Gaussian kernel: V = tau^2 (grad log p_tau - grad log q_tau), scores by autograd",
+                hint="tau^2 times a score difference: check tau versus tau^2 in the logits")
+    moved = ex.drift_field(x + 2.0, y_pos + 2.0, y_neg + 2.0, tau, "gaussian")
+    check_close(moved, got, prop="translation equivariance: the '- x' terms of V+ and V- cancel",
+                hint="V is a displacement: shifting everything together must not change it")
+
+
+# ------------------------------------------------------------------------------------------------ 3.4 drift_field_joint
+
+
+@exercise("3.4", "drift_field_joint")
+def test_ex3_4_equals_the_two_mean_shifts(ex):
+    x, y_pos, y_neg = draw(8, (6, 3), (8, 3), (5, 3))
+    for kernel, tau in (("gaussian", 1.1), ("laplace", 0.6)):
+        got = ex.drift_field_joint(x, y_pos, y_neg, tau, kernel)
+        check_tensor(got, (6, 3), name=f"drift_field_joint(x, y_pos, y_neg, tau, {kernel!r})")
+        check_close(got, dm.drift_field(x, y_pos, y_neg, tau, kernel),
+                    prop=f"the joint form sum_jk k~+_j k~-_k (y+_j - y-_k) equals V+ - V- ({kernel})",
+                    hint="normalise each kernel over its own set (two softmaxes over dim=1); the pair weight is "
+                    "their product; the difference is y+_j - y-_k")
+
+
+@exercise("3.4", "drift_field_joint")
+def test_ex3_4_pairs_properties(ex):
+    x, y_pos, y_neg = draw(9, (5, 2), (1, 2), (1, 2))
+    got = ex.drift_field_joint(x, y_pos, y_neg, 0.3, "laplace")
+    check_tensor(got, (5, 2), name="drift_field_joint(x, y_pos, y_neg, tau)")
+    check_close(got, (y_pos - y_neg).expand_as(x),
+                prop="one positive and one negative: V(x) = y+ - y- at every query, whatever the temperature",
+                hint="the pair weights k~+ k~- sum to one for each query: normalise both kernels")
+    x, y_pos, y_neg = draw(10, (6, 2), (7, 2), (4, 2))
+    for kernel in KERNELS:
+        v = ex.drift_field_joint(x, y_pos, y_neg, 0.5, kernel)
+        check_close(ex.drift_field_joint(x, y_neg, y_pos, 0.5, kernel), -v,
+                    prop=f"anti-symmetry of the joint form ({kernel})", hint="the difference is y+_j - y-_k")
+
+
+# ------------------------------------------------------------------------------------------------ 3.5 Laplace
+
+
+def laplace_potential_score(x: torch.Tensor, data: torch.Tensor, tau: float) -> torch.Tensor:
+    """grad log (p * K)(x) with K(r) = tau (r + tau) exp(-r / tau), by autograd on an explicit formula (float64)."""
+    x = x.detach().clone().requires_grad_(True)
+    r = (x[:, None, :] - data[None, :, :]).square().sum(-1).sqrt()
+    log_pk = torch.logsumexp(torch.log(tau * (r + tau)) - r / tau, dim=1)
+    (grad,) = torch.autograd.grad(log_pk.sum(), x)
+    return grad
+
+
+@exercise("3.5", "laplace_preconditioner")
+def test_ex3_5_matches_reference(ex):
+    x, data = draw(11, (7, 3), (12, 3))
+    for tau in (0.3, 1.5):
+        got = ex.laplace_preconditioner(x, data, tau)
+        check_tensor(got, (7, 1), name="laplace_preconditioner(x, data, tau)", hint="shape N x 1 (keepdim=True)")
+        check_close(got, dm.laplace_preconditioner(x, data, tau),
+                    prop=f"rho(x) = tau (tau + r_bar(x)) at tau = {tau}",
+                    hint="r_bar = sum_j softmax_j(-r_j / tau) r_j on plain distances, then tau * (tau + r_bar)")
+
+
+@exercise("3.5", "laplace_preconditioner")
+def test_ex3_5_mean_shift_is_a_preconditioned_score(ex):
+    x, data = draw(12, (6, 2), (10, 2))
+    tau = 0.4
+    rho = ex.laplace_preconditioner(x, data, tau)
+    check_tensor(rho, (6, 1), name="laplace_preconditioner(x, data, tau)", hint="shape N x 1 (keepdim=True)")
+    check_close(rho * laplace_potential_score(x, data, tau), dm.mean_shift(x, data, tau, "laplace"),
+                prop="V+(x) = rho(x) grad log (p * K)(x) for the Laplace kernel (score by autograd)",
+                hint="rho = (p * K) / (p * kappa): the Laplace-weighted mean of tau (r + tau)")
+
+
+@exercise("3.5", "laplace_preconditioner")
+def test_ex3_5_limits(ex):
+    x, data = draw(13, (4, 3), (1, 3))
+    tau = 0.7
+    rho = ex.laplace_preconditioner(x, data, tau)
+    check_tensor(rho, (4, 1), name="laplace_preconditioner(x, data, tau)")
+    r = (x - data).norm(dim=1, keepdim=True)
+    check_close(rho, tau * (tau + r), prop="one data point at distance r: rho = tau (tau + r), growing with r",
+                hint="r is the plain distance |x - y|, and rho multiplies tau by (tau + r)")
+    on_data = ex.laplace_preconditioner(data.expand(3, 3).clone(), torch.cat([data, data + 50.0]), tau)
+    check_close(on_data, torch.full_like(on_data, tau**2), atol=1e-9,
+                prop="at a data point far from all others, rho = tau^2, the Gaussian kernel's constant",
+                hint="weight the distances by the Laplace softmax over the data, not a plain mean")
+
+
+# ------------------------------------------------------------------------------------------------ 3.6 batch form
+
+
+def _batch_inputs(seed: int):
+    x, y_pos = draw(seed, (9, 2), (12, 2))
+    return x, y_pos + 0.5
+
+
+@exercise("3.6", "batch_drift_field")
+def test_ex3_6_matches_reference_self_negatives(ex):
+    x, y_pos = _batch_inputs(14)
+    for kernel, tau in (("laplace", 0.5), ("gaussian", 0.8), ("laplace", 0.05)):
+        got = ex.batch_drift_field(x, y_pos, None, tau, kernel)
+        check_tensor(got, (9, 2), name=f"batch_drift_field(x, y_pos, None, {tau}, {kernel!r})")
+        check_close(got, dm.batch_drift_field(x, y_pos, None, tau, kernel),
+                    prop=f"double softmax with cross-weighting, queries as their own masked negatives "
+                    f"({kernel}, tau = {tau})",
+                    hint="logits over [x | y_pos]; l_ii = -inf; A = sqrt(softmax over dim=1 * softmax over dim=0); "
+                    "W+ = A+ * rowsum(A-), W- = A- * rowsum(A+)")
+
+
+@exercise("3.6", "batch_drift_field")
+def test_ex3_6_matches_reference_explicit_negatives(ex):
+    x, y_pos = _batch_inputs(15)
+    (y_neg,) = draw(16, (6, 2))
+    got = ex.batch_drift_field(x, y_pos, y_neg, 0.6, "laplace")
+    check_tensor(got, (9, 2), name="batch_drift_field(x, y_pos, y_neg, tau)")
+    check_close(got, dm.batch_drift_field(x, y_pos, y_neg, 0.6, "laplace"),
+                prop="with explicit negatives: the same double softmax, and no mask",
+                hint="mask only when y_neg is None (the queries are then their own negatives)")
+
+
+@exercise("3.6", "batch_drift_field")
+def test_ex3_6_minus_x_terms_cancel(ex):
+    x, y_pos = _batch_inputs(17)
+    shift = torch.tensor([[3.0, -2.0]], dtype=torch.float64)
+    got = ex.batch_drift_field(x, y_pos, None, 0.5, "laplace")
+    check_tensor(got, (9, 2), name="batch_drift_field(x, y_pos, None, tau)")
+    check_close(ex.batch_drift_field(x + shift, y_pos + shift, None, 0.5, "laplace"), got,
+                prop="translation equivariance: rows of W+ and W- have equal sums, so the '- x' terms cancel",
+                hint="cross-weight: W+ = A+ * rowsum(A-) and W- = A- * rowsum(A+)")
+
+
+@exercise("3.6", "batch_drift_field")
+def test_ex3_6_antisymmetric_and_zero_outside_the_negatives(ex):
+    x, y_pos = _batch_inputs(18)
+    (y_neg,) = draw(19, (7, 2))
+    v = ex.batch_drift_field(x, y_pos, y_neg, 0.5, "laplace")
+    check_tensor(v, (9, 2), name="batch_drift_field(x, y_pos, y_neg, tau)")
+    check_close(ex.batch_drift_field(x, y_neg, y_pos, 0.5, "laplace"), -v,
+                prop="anti-symmetry: swapping explicit positives and negatives negates V",
+                hint="treat the two blocks alike: one softmax over all targets, one over the queries")
+    same = ex.batch_drift_field(x, y_pos, y_pos.clone(), 0.5, "laplace")
+    check_close(same, torch.zeros_like(same), atol=1e-12,
+                prop="V = 0 when the negatives are the positives (queries not among the negatives)",
+                hint="the geometric mean of the softmaxes and the cross-weighting keep the two blocks balanced")
+
+
+@exercise("3.6", "batch_drift_field")
+def test_ex3_6_self_mask_is_exact(ex):
+    # Points near the corners of a huge regular simplex: all pairwise distances are about 3e4, within a few units
+    # of each other. At tau = 1 every logit is about -3e4, yet the weights stay far from 0 or 1. An exact -inf
+    # removes each query from its own negatives; a "large" finite logit such as -1e4 would be the biggest of its
+    # row and of its column.
+    n, m, edge = 6, 8, 3.0e4
+    gen = torch.Generator().manual_seed(20)
+    points = edge / math.sqrt(2.0) * torch.eye(n + m, dtype=torch.float64)
+    points = points + torch.randn(n + m, n + m, generator=gen, dtype=torch.float64)
+    x, y_pos = points[:n], points[n:]
+    got = ex.batch_drift_field(x, y_pos, None, 1.0, "laplace")
+    check_tensor(got, (n, n + m), name="batch_drift_field(x, y_pos, None, 1.0)")
+    check_close(got, dm.batch_drift_field(x, y_pos, None, 1.0, "laplace"),
+                prop="the self-mask is exact at any scale (a logit of -inf, not a large finite number)",
+                hint="masked_fill(mask, float('-inf')) on the diagonal of the negative block")
+    x, y_pos = draw(21, (2, 2), (3, 2))
+    pair = ex.batch_drift_field(x, y_pos, None, 0.5, "laplace")
+    check_close(pair, dm.batch_drift_field(x, y_pos, None, 0.5, "laplace"),
+                prop="two queries: each one's only negative is the other", hint="mask the diagonal of the negative block")
