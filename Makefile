@@ -31,3 +31,24 @@ bench: $(STAMP)
 
 clean:
 	rm -rf site .pytest_cache outputs
+
+# The site: `make site` builds it into site/ (lessons executed), `make serve` serves it while you edit, and
+# `make site-check` opens every page in headless Chromium (apt-get install chromium chromium-driver).
+# MathJax and the fonts come from npm (package-lock.json) and are served by the site itself.
+SITE_ENV := NO_MKDOCS_2_WARNING=1 PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+$(VENV)/.site-installed: requirements-site.txt $(STAMP)
+	$(PY) -m pip install --quiet -r requirements-site.txt
+	touch $@
+
+site: $(STAMP) node_modules/.package-lock.json
+	$(SITE_ENV) $(VENV)/bin/mkdocs build --strict
+
+serve: $(STAMP) node_modules/.package-lock.json
+	$(SITE_ENV) $(VENV)/bin/mkdocs serve --dev-addr 127.0.0.1:8000
+
+site-check: $(STAMP) $(VENV)/.site-installed site
+	$(PY) tools/site_check.py site --out outputs/site-check

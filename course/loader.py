@@ -63,13 +63,20 @@ def learner_or_reference(learner_fn: Callable, reference_fn: Callable) -> Callab
             used = f"your `{learner_fn.__name__}`"
         except NotImplementedError:
             result = reference_fn(*args, **kwargs)
-            used = f"the reference `{reference_fn.__module__}.{reference_fn.__name__}` (your exercise is not done yet)"
+            used = f"{_describe_reference(reference_fn)} (your exercise is not done yet)"
         if not state["announced"]:
             print(f"[demo] using {used}")
             state["announced"] = True
         return result
 
     return call
+
+
+def _describe_reference(fn: Callable) -> str:
+    module = fn.__module__ or ""
+    if module.startswith("course_solutions_"):
+        return f"the worked solution `{fn.__name__}` from solutions/{module.rsplit('_', 1)[1]}/exercises.py"
+    return f"the reference `{module}.{fn.__name__}`"
 
 
 @dataclass

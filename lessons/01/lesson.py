@@ -282,7 +282,6 @@ fig.colorbar(arrows, ax=ax, label=r"$\log_{10} \|V(x)\|$")
 ax.set(title=r"The field $V = s_p - s_q$ (direction; colour = magnitude)", xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
 ax.legend(loc="lower right")
 fig.tight_layout()
-fig.savefig("/tmp/lesson01_field.png", dpi=110)
 plt.show()
 
 # %% [markdown]
@@ -373,7 +372,6 @@ axes[0].plot([], [], color="tab:orange", label="paths of a few particles")
 axes[0].legend(loc="lower right", fontsize=8)
 fig.colorbar(arrows, ax=axes, label=r"$\log_{10} \|V\|$ ($q_t$ fitted to the particles)", shrink=0.9)
 fig.suptitle(r"Particles moved along $V = s_p - s_{q_t}$ (step $\eta$ = 0.05)")
-fig.savefig("/tmp/lesson01_particles.png", dpi=110, bbox_inches="tight")
 plt.show()
 
 # %% [markdown]
@@ -411,7 +409,6 @@ ax2.semilogy(steps[:-1], fisher, "--", color="tab:blue", label=r"Fisher divergen
 ax2.set(title="The KL falls at the rate of the Fisher divergence", xlabel="step $t$", ylabel="rate (log scale)")
 ax2.legend()
 fig.tight_layout()
-fig.savefig("/tmp/lesson01_kl.png", dpi=110)
 plt.show()
 
 m_end, c_end = fit(trajectory[-1])
