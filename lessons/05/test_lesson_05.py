@@ -1,0 +1,212 @@
+"""Graded checks of lesson 05: 2D toys.
+
+Run them with `pytest lessons/05` (your exercises) or `pytest lessons/05 --solutions` (the worked answers);
+one exercise alone with `pytest lessons/05 -k ex5_1`. Every random draw is seeded; values are compared in
+float64 with drifting_min or with a closed form. Training checks use tiny configurations (a second or two).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import torch
+
+import drifting_min as dm
+from course import check_close, check_tensor, check_true, exercise
+from drifting_min import metrics, toys
+
+
+def draw(seed: int, *shapes, scale: float = 1.0):
+    gen = torch.Generator().manual_seed(seed)
+    return [torch.randn(*s, generator=gen, dtype=torch.float64) * scale for s in shapes]
+
+
+# A tiny, fast configuration for the training checks.
+TINY = toys.ToyConfig(dataset="eight_gaussians", steps=100, batch_gen=64, batch_data=64, hidden=32, depth=2, seed=3)
+
+
+# ------------------------------------------------------------------------------------------------ 5.1 energy_distance
+
+
+@exercise("5.1", "energy_distance")
+def test_ex5_1_matches_reference(ex):
+    a, b = draw(0, (30, 2), (20, 2))
+    got = ex.energy_distance(a, b)
+    check_tensor(got, (), name="energy_distance(a, b)", hint="return a 0-dimensional tensor (a scalar)")
+    check_close(got, torch.tensor(metrics.energy_distance(a, b), dtype=torch.float64),
+                prop="E = mean|a - b| - 1/2 mean|a - a'| - 1/2 mean|b - b'|",
+                hint="plain (not squared) distances; within-set means over all N^2 pairs, diagonal included")
+
+
+@exercise("5.1", "energy_distance")
+def test_ex5_1_two_points_closed_form(ex):
+    a = torch.tensor([[0.0, 0.0]], dtype=torch.float64)
+    b = torch.tensor([[3.0, 4.0]], dtype=torch.float64)
+    got = ex.energy_distance(a, b)
+    check_close(got, torch.tensor(5.0, dtype=torch.float64), prop="one point each: E = |a - b| (here 5)",
+                hint="the distance is plain, |a - b| = 5, not squared (25); the within-set terms are zero")
+    pair = torch.tensor([[0.0, 0.0], [2.0, 0.0]], dtype=torch.float64)
+    got = ex.energy_distance(pair, pair)
+    check_close(got, torch.tensor(0.0, dtype=torch.float64), atol=1e-12,
+                prop="E(a, a) = 0 (the same set against itself)",
+                hint="the diagonal zeros count in the within-set means: mean over all N^2 pairs")
+
+
+@exercise("5.1", "energy_distance")
+def test_ex5_1_nonnegative_symmetric_invariant(ex):
+    a, b = draw(1, (25, 2), (25, 2))
+    e = ex.energy_distance(a, b)
+    check_true(float(e) >= 0, "E(a, b) >= 0 for any two sets", f"got {float(e):.4g}",
+               hint="with the diagonal included and the within-set terms halved, E is never negative")
+    check_close(ex.energy_distance(b, a), e, prop="E(a, b) = E(b, a)")
+    shift, rot = torch.tensor([3.0, -1.0], dtype=torch.float64), torch.tensor([[0.6, -0.8], [0.8, 0.6]], dtype=torch.float64)
+    check_close(ex.energy_distance(a @ rot.T + shift, b @ rot.T + shift), e,
+                prop="E is invariant to moving both sets by the same rotation and shift")
+    check_close(ex.energy_distance(2 * a, 2 * b), 2 * e, prop="E scales like a distance: E(2a, 2b) = 2 E(a, b)",
+                hint="squared distances would scale by 4")
+
+
+# ------------------------------------------------------------------------------------------------ 5.2 train_step
+
+
+def _tiny_generator(seed: int = 0) -> toys.Generator:
+    torch.manual_seed(seed)
+    return toys.Generator(noise_dim=4, hidden=16, depth=2).double()
+
+
+def _step_setup(seed: int = 0):
+    gen = _tiny_generator(seed)
+    noise, y_pos = draw(seed + 100, (48, 4), (40, 2))
+    return gen, noise, y_pos
+
+
+@exercise("5.2", "train_step")
+def test_ex5_2_matches_reference_over_two_steps(ex):
+    cfg = dataclasses.replace(TINY, taus=(0.1, 0.3), kernel="laplace")
+    gen, noise, y_pos = _step_setup(0)
+    ref = copy.deepcopy(gen)
+    opt, ref_opt = torch.optim.SGD(gen.parameters(), lr=0.05), torch.optim.SGD(ref.parameters(), lr=0.05)
+    for step in range(2):
+        loss = ex.train_step(gen, opt, noise, y_pos, cfg)
+        ref_loss, _ = toys.train_step(ref, ref_opt, noise, y_pos, cfg)
+        check_true(isinstance(loss, float), "train_step returns the loss as a Python float", f"got {type(loss).__name__}")
+        check_close(loss, ref_loss, rtol=1e-9, prop=f"the loss before step {step + 1} matches the reference",
+                    hint="L = (1/N) sum_i |x_i - stopgrad(x_i + V_i)|^2: sum over dims, mean over samples")
+        for (name, p), q in zip(gen.named_parameters(), ref.parameters()):
+            check_close(p, q, rtol=1e-7, atol=1e-12,
+                        prop=f"after step {step + 1}, parameter {name} matches one reference SGD step",
+                        hint="zero the gradients first; the target x + V is detached; one optimizer.step()")
+
+
+@exercise("5.2", "train_step")
+def test_ex5_2_samples_move_along_the_field(ex):
+    cfg = dataclasses.replace(TINY, taus=(0.2,), normalisation="uncoupled")
+    gen, noise, y_pos = _step_setup(1)
+    with torch.no_grad():
+        x0 = gen(noise)
+        v, _ = dm.multi_temperature_drift(x0, y_pos, None, cfg.taus, cfg.kernel, cfg.normalisation)
+    loss = ex.train_step(gen, torch.optim.SGD(gen.parameters(), lr=1e-3), noise, y_pos, cfg)
+    check_close(loss, float(v.square().sum(1).mean()), rtol=1e-9,
+                prop="the loss value is (1/N) sum_i |V_i|^2", hint="stopgrad(x + V) - x = V: the loss is the field's energy")
+    with torch.no_grad():
+        moved = gen(noise) - x0
+    along = float((moved * v).sum())
+    check_true(along > 0, "a small step moves the samples along V (sum_i <x_new - x_old, V_i> > 0)",
+               f"sum of <move, V> = {along:.3g}",
+               hint="the target is x + V (not x - V), detached; a non-detached target gives zero gradient")
+
+
+# ------------------------------------------------------------------------------------------------ 5.3 field_on_grid
+
+
+@exercise("5.3", "field_on_grid")
+def test_ex5_3_matches_reference(ex):
+    samples, data = draw(2, (40, 2), (50, 2))
+    for kernel, taus in (("laplace", (0.1, 0.5)), ("gaussian", (0.3, 1.0))):
+        points, v = ex.field_on_grid(samples, data, taus, kernel, lim=2.0, n=7)
+        check_tensor(points, (49, 2), name="points")
+        check_tensor(v, (49, 2), name="V on the grid")
+        ref_points, ref_v = toys.field_on_grid(samples, data, taus, kernel, lim=2.0, n=7)
+        check_close(points, ref_points, prop="grid points: point k = (axis[k % n], axis[k // n])",
+                    hint='torch.meshgrid(axis, axis, indexing="xy"), then flatten each and stack as columns')
+        check_close(v, ref_v, prop=f"V on the grid matches the reference ({kernel} kernel, taus {taus})",
+                    hint="per temperature dm.drift_field(points, data, samples, tau, kernel), divided by its RMS "
+                    "over the grid (mean over points and dims), then summed")
+
+
+@exercise("5.3", "field_on_grid")
+def test_ex5_3_zero_when_samples_are_data_and_antisymmetric(ex):
+    samples, data = draw(3, (30, 2), (30, 2))
+    _, v = ex.field_on_grid(samples, data, (0.3,), "laplace", lim=1.5, n=5)
+    _, v_swapped = ex.field_on_grid(data, samples, (0.3,), "laplace", lim=1.5, n=5)
+    check_close(v_swapped, -v, prop="anti-symmetry: swapping samples and data negates the field",
+                hint="V = V+ (towards the data) - V- (towards the samples)")
+    _, v_same = ex.field_on_grid(data, data.clone(), (0.3, 1.0), "laplace", lim=1.5, n=5)
+    check_true(float(v_same.abs().max()) < 1e-9, "V = 0 everywhere when the samples equal the data",
+               f"max |V| = {float(v_same.abs().max()):.3g}", hint="the population form has no self-mask")
+    _, v_big = ex.field_on_grid(samples, data, (0.2,), "gaussian", lim=1.5, n=5)
+    rms = float(v_big.square().mean().sqrt())
+    check_close(rms, 1.0, prop="one temperature: the field has unit root mean square over the grid",
+                hint="divide by sqrt(mean of V^2 over points AND dimensions)")
+
+
+# ------------------------------------------------------------------------------------------------ 5.4 ablation
+
+
+@exercise("5.4", "ablation")
+def test_ex5_4_matches_training_runs(ex):
+    out = ex.ablation(TINY, taus=(0.05,))
+    check_true(isinstance(out, dict) and set(out) == {"base", "variant"},
+               "ablation returns a dict with the keys 'base' and 'variant'", f"got {out!r:.200}")
+    base = toys.train(TINY, progress=False).metrics
+    variant = toys.train(dataclasses.replace(TINY, taus=(0.05,)), progress=False).metrics
+    check_close(out["base"]["floor_ratio"], base["floor_ratio"], rtol=1e-9,
+                prop="'base' holds the metrics of the base configuration, unchanged",
+                hint="train base itself; apply the change only to the variant")
+    check_close(out["variant"]["floor_ratio"], variant["floor_ratio"], rtol=1e-9,
+                prop="'variant' holds the metrics of base with the change applied (and nothing else)",
+                hint="variant = dataclasses.replace(base, **change)")
+
+
+@exercise("5.4", "ablation")
+def test_ex5_4_attraction_only_is_worse(ex):
+    out = ex.ablation(TINY, attraction_only=True)
+    b, v = out["base"]["floor_ratio"], out["variant"]["floor_ratio"]
+    check_true(v > 2 * b, "attraction only (no repulsion) scores worse than the anti-symmetric field",
+               f"floor_ratio: base {b:.3g}, attraction only {v:.3g}",
+               hint="the variant must carry the change; the base must not")
+    check_true(out["base"].get("modes_covered") is not None, "the metrics are the protocol's (toys.train(...).metrics)",
+               f"got keys {sorted(out['base'])}")
+
+
+# ------------------------------------------------------------------------------------------------ 5.5 mode_coverage
+
+
+@exercise("5.5", "mode_coverage")
+def test_ex5_5_matches_reference(ex):
+    centres = toys.eight_gaussian_centres().double()
+    samples = toys.sample_data("eight_gaussians", 500, seed=5).double()
+    samples[:200] = samples[:200] * 0.5  # pull some samples off the modes
+    near, covered = ex.mode_coverage(samples, centres, 0.05)
+    check_tensor(near, (8,), name="near")
+    ref = metrics.mode_coverage(samples, centres, 0.05)
+    check_close(near, torch.tensor(ref["near"], dtype=torch.float64), atol=5e-5,
+                prop="near[k] = share of all samples within 3 std of centre k",
+                hint="a plain distance <= 3 * std (not 3 * std^2), averaged over all N samples")
+    check_true(covered == ref["covered"], "covered = number of modes with near >= 0.05",
+               f"expected {ref['covered']}, got {covered}")
+
+
+@exercise("5.5", "mode_coverage")
+def test_ex5_5_boundaries(ex):
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], dtype=torch.float64)
+    # 100 samples: 5 exactly at 3 std from mode 1 (the boundary counts as near), 95 at mode 0, none at mode 2.
+    samples = torch.zeros(100, 2, dtype=torch.float64)
+    samples[:5] = torch.tensor([10.0, 0.75])
+    near, covered = ex.mode_coverage(samples, centres, 0.25)
+    check_close(near, torch.tensor([0.95, 0.05, 0.0], dtype=torch.float64), atol=1e-12,
+                prop="a sample exactly 3 std away is near (<=); shares are over all samples",
+                hint="use <= 3 * std, and the mean over the N samples")
+    check_true(covered == 2, "a mode with exactly 5% of the samples is covered (>= 0.05)",
+               f"expected 2 covered modes, got {covered}", hint="covered when fraction >= 0.05; return a Python int")
