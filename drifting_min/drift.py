@@ -84,9 +84,8 @@ def batch_drift_field(
         w_pos = torch.softmax(logits[:, n_neg:], dim=1)
         return w_pos @ y_pos - w_neg @ y_neg
     if normalisation == "double":
-        # sqrt(softmax_j(l) * softmax_i(l)) = exp(l - (logsumexp_j l + logsumexp_i l) / 2): no underflow, one pass
-        log_norm = 0.5 * (torch.logsumexp(logits, dim=1, keepdim=True) + torch.logsumexp(logits, dim=0, keepdim=True))
-        affinity = torch.exp(logits - log_norm)
+        # sqrt(softmax_j(l) * softmax_i(l)), the geometric mean taken in log space: the product never underflows
+        affinity = torch.exp(0.5 * (logits.log_softmax(dim=1) + logits.log_softmax(dim=0)))
     elif normalisation == "targets":
         affinity = torch.softmax(logits, dim=1)
     else:

@@ -52,7 +52,7 @@ def plot_run(run, path: Path, lim: float = 2.5) -> None:
                title=f"drift field, taus = {', '.join(f'{t:g}' for t in cfg.taus)}")
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
 
 
