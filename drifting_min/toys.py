@@ -217,8 +217,9 @@ def train_step(
 ) -> tuple[float, list[float]]:
     """One step: x = f(eps); V = drift(x, y+) with no graph; L = (1/N) sum |x - stopgrad(x + V)|^2; Adam step.
 
-    Returns the loss before the step and the raw per-temperature (1/N) sum |V_tau|^2 (the loss itself stays
-    near len(taus)^2 * D / ... once fields are normalised: the raw numbers are the ones to watch).
+    Returns the loss before the step and the raw per-temperature (1/N) sum |V_tau|^2. With normalised fields the
+    loss stays near a constant (exactly D for one temperature, at most len(taus)^2 D), so the raw numbers are
+    the ones to watch.
     """
     optimizer.zero_grad(set_to_none=True)
     x = generator(noise)
