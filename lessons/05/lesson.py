@@ -311,7 +311,9 @@ for group in ("anti-symmetry", "collapsed start", "batch size"):
 # how far it got); it keeps improving with more steps. With the published demo's single raw temperature
 # 0.05 and no normalisation, the field at a sample 1.5 units from the next mode is vanishingly small and the
 # samples never leave the mode they started on. Moving mass between modes 1.5 apart at these temperatures is
-# also what limits the default run on the eight Gaussians: it is the slowest part of training.
+# slow in the default run too: its mode shares end between about 0.11 and 0.14 instead of 0.125. The larger
+# defect there is shape, though: about a quarter of the samples are left between the modes
+# (`python bench/diagnose_toy_masses.py` measures both; the [results page](../../docs/results.md) has the numbers).
 #
 # **Batch size.** The field is an estimate from $N$ generated and $M$ data samples; with few of them it is
 # noisy and biased (the softmax over 32 targets is a poor average). The paper saw the same on ImageNet:
