@@ -7,12 +7,12 @@ and the drift field, population and batch forms), ``loss`` (the drift loss).
 from .drift import batch_drift_field, drift_field, mean_shift, multi_temperature_drift
 from .kde import kde_log_density, kde_score, laplace_log_potential, laplace_preconditioner, tweedie_denoise
 from .kernels import kernel_logits, kernel_matrix, pairwise_distances
-from .loss import drift_loss, drifting_loss
+from .loss import drift_regression_loss, drifting_loss
 
 __all__ = [
     "batch_drift_field",
     "drift_field",
-    "drift_loss",
+    "drift_regression_loss",
     "drifting_loss",
     "kde_log_density",
     "kde_score",

@@ -4,6 +4,10 @@
 
 Its value is (1/N) sum_i |V_i|^2 and its gradient is dL/dx_i = -2 V_i / N: a gradient step on L moves every
 generated sample along its drift, and through x = f(eps) it moves the generator's weights so that it does.
+
+``drift_regression_loss(x, V)`` is that regression for a field already computed; ``drifting_loss(x, y_pos)``
+is the whole loss of a batch (the field computed from x and the data, then the regression), the function the
+released code calls ``drift_loss``.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import torch
 from .drift import Normalisation, multi_temperature_drift
 
 
-def drift_loss(x: torch.Tensor, drift: torch.Tensor) -> torch.Tensor:
+def drift_regression_loss(x: torch.Tensor, drift: torch.Tensor) -> torch.Tensor:
     """(1/N) sum_i |x_i - stopgrad(x_i + V_i)|^2; ``drift`` is treated as a constant."""
     if x.shape != drift.shape:
         raise ValueError(f"x has shape {tuple(x.shape)} but the drift has shape {tuple(drift.shape)}")
@@ -37,4 +41,4 @@ def drifting_loss(
     """
     with torch.no_grad():
         drift, raw_energy = multi_temperature_drift(x, y_pos, None, taus, kernel, normalisation, normalise_each)
-    return drift_loss(x, drift), {"raw_drift_sq": raw_energy}
+    return drift_regression_loss(x, drift), {"raw_drift_sq": raw_energy}

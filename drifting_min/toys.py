@@ -34,21 +34,22 @@ import torch
 from torch import nn
 
 from .drift import drift_field, mean_shift, multi_temperature_drift
-from .loss import drift_loss
+from .loss import drift_regression_loss
 from .metrics import quality
 
 # ------------------------------------------------------------------------------------------------ data
 
 
-def _gen(seed: int) -> torch.Generator:
+def _rng(seed: int) -> torch.Generator:
+    """A seeded random-number generator (not to be confused with the ``Generator`` network)."""
     return torch.Generator().manual_seed(int(seed))
 
 
 def eight_gaussians(n: int, seed: int) -> torch.Tensor:
     """Eight isotropic Gaussians, std 0.05, centred on the circle of radius 2 at angles k pi / 4."""
-    g = _gen(seed)
-    k = torch.randint(0, 8, (n,), generator=g)
-    return eight_gaussian_centres()[k] + 0.05 * torch.randn(n, 2, generator=g)
+    rng = _rng(seed)
+    k = torch.randint(0, 8, (n,), generator=rng)
+    return eight_gaussian_centres()[k] + 0.05 * torch.randn(n, 2, generator=rng)
 
 
 def eight_gaussian_centres() -> torch.Tensor:
@@ -58,39 +59,39 @@ def eight_gaussian_centres() -> torch.Tensor:
 
 def checkerboard(n: int, seed: int) -> torch.Tensor:
     """Uniform on the 8 dark cells of a 4 x 4 board covering [-2, 2]^2."""
-    g = _gen(seed)
-    col = torch.randint(0, 4, (n,), generator=g)
-    row = 2 * torch.randint(0, 2, (n,), generator=g) + (col % 2)  # rows of the same parity as the column
+    rng = _rng(seed)
+    col = torch.randint(0, 4, (n,), generator=rng)
+    row = 2 * torch.randint(0, 2, (n,), generator=rng) + (col % 2)  # rows of the same parity as the column
     cell = torch.stack([col, row], dim=1).float()
-    return cell + torch.rand(n, 2, generator=g) - 2.0
+    return cell + torch.rand(n, 2, generator=rng) - 2.0
 
 
 def swiss_roll(n: int, seed: int) -> torch.Tensor:
     """The 2D swiss roll (t cos t, t sin t) / 7 with t = 1.5 pi (1 + 2u), plus N(0, 0.05^2) noise."""
-    g = _gen(seed)
-    t = 1.5 * math.pi * (1 + 2 * torch.rand(n, generator=g))
-    return torch.stack([t * t.cos(), t * t.sin()], dim=1) / 7.0 + 0.05 * torch.randn(n, 2, generator=g)
+    rng = _rng(seed)
+    t = 1.5 * math.pi * (1 + 2 * torch.rand(n, generator=rng))
+    return torch.stack([t * t.cos(), t * t.sin()], dim=1) / 7.0 + 0.05 * torch.randn(n, 2, generator=rng)
 
 
 def two_moons(n: int, seed: int) -> torch.Tensor:
     """Two interleaved half circles (radius 1, scaled by 1.5), plus N(0, 0.05^2) noise."""
-    g = _gen(seed)
-    theta = math.pi * torch.rand(n, generator=g)
-    lower = torch.rand(n, generator=g) < 0.5
+    rng = _rng(seed)
+    theta = math.pi * torch.rand(n, generator=rng)
+    lower = torch.rand(n, generator=rng) < 0.5
     upper_pt = torch.stack([theta.cos(), theta.sin()], dim=1)
     lower_pt = torch.stack([1 - theta.cos(), 0.5 - theta.sin()], dim=1)
     pts = torch.where(lower[:, None], lower_pt, upper_pt) - torch.tensor([0.5, 0.25])
-    return 1.5 * pts + 0.05 * torch.randn(n, 2, generator=g)
+    return 1.5 * pts + 0.05 * torch.randn(n, 2, generator=rng)
 
 
 def rings(n: int, seed: int) -> torch.Tensor:
     """Three concentric circles of radii 0.5, 1.25 and 2 (samples in proportion to length), N(0, 0.05^2) noise."""
-    g = _gen(seed)
+    rng = _rng(seed)
     radii = torch.tensor([0.5, 1.25, 2.0])
-    ring = torch.multinomial(radii / radii.sum(), n, replacement=True, generator=g)
-    angle = 2 * math.pi * torch.rand(n, generator=g)
+    ring = torch.multinomial(radii / radii.sum(), n, replacement=True, generator=rng)
+    angle = 2 * math.pi * torch.rand(n, generator=rng)
     pts = radii[ring, None] * torch.stack([angle.cos(), angle.sin()], dim=1)
-    return pts + 0.05 * torch.randn(n, 2, generator=g)
+    return pts + 0.05 * torch.randn(n, 2, generator=rng)
 
 
 @dataclass(frozen=True)
@@ -176,26 +177,26 @@ class Generator(nn.Module):
     def sample(self, n: int, seed: int) -> torch.Tensor:
         """n samples from seeded noise, without a graph."""
         with torch.no_grad():
-            return self(torch.randn(n, self.noise_dim, generator=_gen(seed)))
+            return self(torch.randn(n, self.noise_dim, generator=_rng(seed)))
 
 
 def make_generator(cfg: ToyConfig) -> Generator:
     """A seeded generator. With ``init="collapsed"`` the last layer is shrunk 1000x and its bias set to
     ``collapse_at``: every sample starts (almost) on one point, e.g. one mode of the eight Gaussians."""
     torch.manual_seed(cfg.seed)
-    gen = Generator(cfg.noise_dim, cfg.hidden, cfg.depth)
+    generator = Generator(cfg.noise_dim, cfg.hidden, cfg.depth)
     if cfg.init == "collapsed":
-        last = gen.net[-1]
+        last = generator.net[-1]
         with torch.no_grad():
             last.weight.mul_(1e-3)
             last.bias.copy_(torch.tensor(cfg.collapse_at))
-    return gen
+    return generator
 
 
 # ------------------------------------------------------------------------------------------------ training
 
 
-def drift(x: torch.Tensor, y_pos: torch.Tensor, cfg: ToyConfig) -> tuple[torch.Tensor, list[float]]:
+def toy_drift_field(x: torch.Tensor, y_pos: torch.Tensor, cfg: ToyConfig) -> tuple[torch.Tensor, list[float]]:
     """The field V at the generated samples x (N x 2), with the config's kernel, temperatures, normalisation.
 
     Default: V = sum_tau V_tau / rms(V_tau) with the batch field (x its own negatives, self-masked).
@@ -215,7 +216,7 @@ def drift(x: torch.Tensor, y_pos: torch.Tensor, cfg: ToyConfig) -> tuple[torch.T
 def train_step(
     generator: nn.Module, optimizer: torch.optim.Optimizer, noise: torch.Tensor, y_pos: torch.Tensor, cfg: ToyConfig
 ) -> tuple[float, list[float]]:
-    """One step: x = f(eps); V = drift(x, y+) with no graph; L = (1/N) sum |x - stopgrad(x + V)|^2; Adam step.
+    """One step: x = f(eps); V = toy_drift_field(x, y+) with no graph; L = (1/N) sum |x - stopgrad(x + V)|^2; Adam step.
 
     Returns the loss before the step and the raw per-temperature (1/N) sum |V_tau|^2. With normalised fields the
     loss stays near a constant (exactly D for one temperature, at most len(taus)^2 D), so the raw numbers are
@@ -224,8 +225,8 @@ def train_step(
     optimizer.zero_grad(set_to_none=True)
     x = generator(noise)
     with torch.no_grad():
-        v, raw = drift(x, y_pos, cfg)
-    loss = drift_loss(x, v)
+        v, raw = toy_drift_field(x, y_pos, cfg)
+    loss = drift_regression_loss(x, v)
     loss.backward()
     optimizer.step()
     return float(loss.detach()), raw
@@ -265,17 +266,17 @@ def train(
     """
     from tqdm.auto import tqdm
 
-    gen = make_generator(cfg)
-    opt = torch.optim.Adam(gen.parameters(), lr=cfg.lr)
-    run = Run(gen, cfg)
+    generator = make_generator(cfg)
+    opt = torch.optim.Adam(generator.parameters(), lr=cfg.lr)
+    run = Run(generator, cfg)
     frames_at = set(frames_at)
-    noise_gen = _gen(cfg.seed + 7)
-    frame_noise = torch.randn(frame_size, cfg.noise_dim, generator=_gen(cfg.seed + 11))
+    noise_rng = _rng(cfg.seed + 7)
+    frame_noise = torch.randn(frame_size, cfg.noise_dim, generator=_rng(cfg.seed + 11))
 
     def keep_frame(step):
         if step in frames_at:
             with torch.no_grad():
-                run.frames.append((step, gen(frame_noise).clone()))
+                run.frames.append((step, generator(frame_noise).clone()))
 
     start = time.perf_counter()
     keep_frame(0)
@@ -284,15 +285,15 @@ def train(
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, cfg)
         y_pos = sample_data(cfg.dataset, cfg.batch_data, seed=cfg.seed * 1_000_003 + step)
-        noise = torch.randn(cfg.batch_gen, cfg.noise_dim, generator=noise_gen)
-        loss, raw = train_step(gen, opt, noise, y_pos, cfg)
+        noise = torch.randn(cfg.batch_gen, cfg.noise_dim, generator=noise_rng)
+        loss, raw = train_step(generator, opt, noise, y_pos, cfg)
         if step % log_every == 0 or step == cfg.steps - 1:
             run.log.append({"step": step, "loss": loss, "raw_drift_sq": raw})
             bar.set_postfix(loss=f"{loss:.3g}", raw=f"{sum(raw):.2e}")
         keep_frame(step + 1)
     run.seconds = time.perf_counter() - start
     if evaluate:
-        run.metrics = quality(gen.sample, cfg.dataset)
+        run.metrics = quality(generator.sample, cfg.dataset)
     return run
 
 

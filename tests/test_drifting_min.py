@@ -270,11 +270,11 @@ def test_multi_temperature_normalisation_gives_unit_mean_square_terms():
 # ------------------------------------------------------------------------------------------------------ loss
 
 
-def test_drift_loss_value_is_mean_squared_drift_and_gradient_is_minus_two_v_over_n():
+def test_drift_regression_loss_value_is_mean_squared_drift_and_gradient_is_minus_two_v_over_n():
     x, v = sample(18, (20, 3), (20, 3))
     x.requires_grad_(True)
     v = v.requires_grad_(True)
-    loss = dm.drift_loss(x, v)
+    loss = dm.drift_regression_loss(x, v)
     assert math.isclose(loss.item(), v.detach().square().sum(1).mean().item(), rel_tol=1e-12)
     loss.backward()
     assert_close(x.grad, -2 * v.detach() / 20)
@@ -291,7 +291,7 @@ def test_drifting_loss_gradient_is_minus_two_v_over_n():
     assert stats["raw_drift_sq"] == raw
 
 
-def test_drift_loss_rejects_mismatched_shapes():
+def test_drift_regression_loss_rejects_mismatched_shapes():
     x, v = sample(20, (5, 3), (5, 2))
     with pytest.raises(ValueError, match="shape"):
-        dm.drift_loss(x, v)
+        dm.drift_regression_loss(x, v)

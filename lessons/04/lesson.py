@@ -66,7 +66,7 @@ def dm_multi_temperature_drift(x, y_pos, taus):
     return dm.multi_temperature_drift(x, y_pos, None, taus)
 
 
-drift_loss = learner_or_reference(ex.drift_loss, dm.drift_loss)
+drift_loss = learner_or_reference(ex.drift_loss, dm.drift_regression_loss)
 multi_temperature_drift = learner_or_reference(ex.multi_temperature_drift, dm_multi_temperature_drift)
 drift_particles = learner_or_reference(ex.drift_particles, solution.drift_particles)
 generator_step = learner_or_reference(ex.generator_step, solution.generator_step)
@@ -114,7 +114,7 @@ data = ring_of_blobs(4096)
 # ### Exercise 4.1: `drift_loss(x, drift)`
 #
 # Return the scalar $\mathcal L$ for samples `x` and drift `drift` (both $N \times D$), with the target
-# `(x + drift)` detached. The checks compare with `dm.drift_loss` and with $\frac1N\sum\|V_i\|^2$, check the
+# `(x + drift)` detached. The checks compare with `dm.drift_regression_loss` and with $\frac1N\sum\|V_i\|^2$, check the
 # gradient $-2V/N$ with autograd, and pass a drift that was *computed from x with gradients on*: the gradient must
 # still be exactly $-2V/N$, and a drift that is a leaf tensor must receive no gradient. Run them with
 # `pytest lessons/04 -k ex4_1`.

@@ -43,7 +43,7 @@ def test_ex4_1_value_is_mean_squared_drift(ex):
     x, v = randn(0, 12, 3), randn(1, 12, 3)
     got = ex.drift_loss(x, v)
     check_tensor(got, (), name="drift_loss(x, drift)", hint="return a 0-dimensional tensor: a mean, not a list")
-    check_close(got, dm.drift_loss(x, v), prop="the loss equals drifting_min's drift_loss",
+    check_close(got, dm.drift_regression_loss(x, v), prop="the loss equals drifting_min's drift_regression_loss",
                 hint="sum the squares over the D dimensions, then average over the N samples")
     check_close(got, v.square().sum(dim=1).mean(), prop="the value of the loss is (1/N) sum_i |V_i|^2",
                 hint="x - (x + V) = -V: the loss is the mean squared length of the drift")
