@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from course.loader import load_exercises
+from course.loader import exercise_of, load_exercises
 
 ROOT = Path(__file__).resolve().parent
 
@@ -41,6 +41,15 @@ def ex(request):
     if key not in _modules:
         _modules[key] = load_exercises(lesson, solutions)
     return _modules[key]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Give every graded check (a function marked with ``course.exercise``) its ``pytest.mark.exercise(id, name)``,
+    which ``-m exercise``, the scoreboard and the hints below read."""
+    for item in items:
+        found = exercise_of(getattr(item, "function", None))
+        if found is not None and item.get_closest_marker("exercise") is None:
+            item.add_marker(pytest.mark.exercise(*found))
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -1,6 +1,19 @@
-"""The course's machinery: graded checks, loading exercises, generating them from the solutions."""
+"""The course's machinery: graded checks, loading exercises, generating them from the solutions.
+
+Nothing imported here imports pytest, so a notebook can ``from course import check_exercise``.
+"""
 
 from .checks import CheckFailed, check_close, check_tensor, check_true, exercise
 from .loader import learner_or_reference, load_exercises
+from .notebook import check_exercise
 
-__all__ = ["CheckFailed", "check_close", "check_tensor", "check_true", "exercise", "learner_or_reference", "load_exercises"]
+__all__ = [
+    "CheckFailed",
+    "check_close",
+    "check_exercise",
+    "check_tensor",
+    "check_true",
+    "exercise",
+    "learner_or_reference",
+    "load_exercises",
+]

@@ -90,20 +90,52 @@ class CheckResult:
     error: BaseException | None = None
 
 
+def exercise_of(fn) -> tuple[str, str] | None:
+    """``(exercise_id, name)`` if ``fn`` is a graded check (marked with ``@exercise``), else None.
+
+    The one test of what a graded check is: the in-process runner, ``conftest.py`` (which turns it into
+    ``pytest.mark.exercise``) and the site all ask this function.
+    """
+    exercise_id = getattr(fn, "exercise_id", None)
+    if not callable(fn) or not getattr(fn, "__name__", "").startswith("test_") or exercise_id is None:
+        return None
+    return str(exercise_id), str(getattr(fn, "exercise_name", ""))
+
+
+_checks_cache: dict[tuple, list[Callable]] = {}
+
+
 def graded_checks(lesson: str) -> list[Callable]:
-    """Every graded check of a lesson: functions marked with ``@exercise`` in ``lessons/NN/test_*.py``."""
+    """Every graded check of a lesson, in file order: ``@exercise`` functions of ``lessons/NN/test_*.py``.
+
+    The check files are imported once per process (again only when one of them changes).
+    """
+    paths = sorted((LESSONS / lesson).glob("test_*.py"))
+    key = (lesson, tuple((str(p), p.stat().st_mtime_ns) for p in paths))
+    if key in _checks_cache:
+        return list(_checks_cache[key])
     checks = []
-    for path in sorted((LESSONS / lesson).glob("test_*.py")):
+    for path in paths:
         spec = importlib.util.spec_from_file_location(f"course_checks_{lesson}_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         for name, fn in vars(module).items():
-            if name.startswith("test_") and callable(fn) and hasattr(fn, "exercise_id"):
-                params = list(inspect.signature(fn).parameters)
-                if params != ["ex"]:
-                    raise TypeError(f"graded check {path.name}::{name} must take exactly one argument, ex")
-                checks.append(fn)
-    return checks
+            if exercise_of(fn) is None or getattr(fn, "__module__", None) != module.__name__:
+                continue
+            params = list(inspect.signature(fn).parameters)
+            if params != ["ex"]:
+                raise TypeError(f"graded check {path.name}::{name} must take exactly one argument, ex")
+            checks.append(fn)
+    _checks_cache[key] = checks
+    return list(checks)
+
+
+def lesson_of_exercise(exercise_id: str) -> str:
+    """The lesson (two digits) of an exercise id: "3.2" -> "03"."""
+    major = str(exercise_id).split(".")[0]
+    if not major.isdigit():
+        raise ValueError(f"not an exercise id: {exercise_id!r} (expected something like '3.2')")
+    return f"{int(major):02d}"
 
 
 def run_checks(lesson: str, module: types.ModuleType, exercise_id: str | None = None) -> list[CheckResult]:

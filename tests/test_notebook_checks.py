@@ -1,0 +1,61 @@
+"""Grading inside a notebook: ``course.check_exercise`` runs one exercise's checks in-process, prints a
+verdict and never raises; importing ``course`` (and grading) does not import pytest."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from course import check_exercise
+from course.loader import ROOT, load_exercises, load_stubs
+
+
+def test_importing_course_and_grading_does_not_import_pytest():
+    script = textwrap.dedent(
+        """
+        import sys
+        from course import check_exercise, load_exercises
+        assert check_exercise(load_exercises("03", solutions=True), "3.1") is True
+        print("pytest" in sys.modules)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False", f"importing course imported pytest:\n{out.stdout}"
+
+
+def test_solution_passes(capsys):
+    assert check_exercise(load_exercises("03", solutions=True), "3.2") is True
+    assert capsys.readouterr().out.strip() == "Exercise 3.2 `find_modes`: all 3 checks passed"
+
+
+def test_stub_is_reported_not_implemented_with_its_hint(capsys):
+    assert check_exercise(load_stubs("03"), "3.1") is False
+    out = capsys.readouterr().out
+    assert out.startswith("Exercise 3.1 `mean_shift`: not implemented yet\nHint: ")
+
+
+def test_first_failure_names_its_property_and_hint(capsys):
+    module = load_exercises("03", solutions=True)
+    correct = module.mean_shift
+    module.mean_shift = lambda x, targets, tau, kernel="gaussian": -correct(x, targets, tau, kernel)
+    assert check_exercise(module, "3.1") is False
+    out = capsys.readouterr().out
+    assert "Exercise 3.1 `mean_shift`:" in out and "checks failed" in out and "Hint:" in out
+
+
+def test_errors_and_unknown_ids_never_raise(capsys):
+    module = load_exercises("03", solutions=True)
+
+    def broken(*args, **kwargs):
+        raise TypeError("unsupported operand")
+
+    module.mean_shift = broken
+    assert check_exercise(module, "3.1") is False
+    assert "TypeError from your code: unsupported operand" in capsys.readouterr().out
+    assert check_exercise(module, "9.9") is False
+    assert check_exercise(module, "not an id") is False
