@@ -1,10 +1,12 @@
 """drifting_min: a minimal, readable implementation of drifting models.
 
 One module per idea: ``kernels`` (distances, kernels), ``kde`` (densities and scores), ``drift`` (mean shift
-and the drift field, population and batch forms), ``loss`` (the drift loss).
+and the drift field, population and batch forms), ``loss`` (the drift loss), ``features`` (the released batch loss and
+multi-scale features, lesson 06).
 """
 
 from .drift import batch_drift_field, drift_field, mean_shift, multi_temperature_drift
+from .features import feature_drift_loss, multiscale_features, released_drift_loss
 from .kde import kde_log_density, kde_score, laplace_log_potential, laplace_preconditioner, tweedie_denoise
 from .kernels import kernel_logits, kernel_matrix, pairwise_distances
 from .loss import drift_regression_loss, drifting_loss
@@ -14,6 +16,7 @@ __all__ = [
     "drift_field",
     "drift_regression_loss",
     "drifting_loss",
+    "feature_drift_loss",
     "kde_log_density",
     "kde_score",
     "kernel_logits",
@@ -22,6 +25,8 @@ __all__ = [
     "laplace_preconditioner",
     "mean_shift",
     "multi_temperature_drift",
+    "multiscale_features",
     "pairwise_distances",
+    "released_drift_loss",
     "tweedie_denoise",
 ]

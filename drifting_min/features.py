@@ -1,0 +1,269 @@
+"""Feature-space drifting (lesson 06): the released implementation's batch loss and multi-scale features.
+
+The released batch loss
+-----------------------
+``released_drift_loss`` is the batch loss of the authors' released code, written with the course's names
+(``docs/notation.md`` has the table from one set of names to the other). Its inputs carry a leading *group*
+dimension: a call compares samples only within a group (in feature space, one group per location of a feature
+map), and all groups go through one batched computation. For one call, with x the generated samples [G, N, D]:
+
+1. targets   y = [x (no gradient) | extra negatives | positives],            [G, T, D],  T = N + K + M
+   weights   w = [1 ... 1          | neg_weight      | pos_weight],           [G, T]
+2. distances d_gij = |x_gi - y_gj|, in float32 (float64 if the inputs are), even under bf16 autocast
+3. scale     s = sum_gij w_gj d_gij / (N sum_gj w_gj)                         (one scalar, no gradient)
+             the weighted mean of all generated-to-target distances, the zero self distances included
+4. d~ = d / s, and d~_gii += 100 on the generated block (a sample is, in effect, not its own negative)
+5. for each temperature R:   l = -d~ / R                                      [G, N, T]
+      A = sqrt(max(softmax_j(l) softmax_i(l), 1e-6)) * w_j     (clip=True, as released)
+      A = sqrt(softmax_j(l) softmax_i(l)) * w_j                (clip=False)
+      split A = [A- | A+] (generated and extra negatives | positives) and cross-weight
+      c- = -A- * rowsum(A+),  c+ = A+ * rowsum(A-)
+      F_R = sum_j c_ij y~_j - (sum_j c_ij) x~_i,   in the coordinates x~ = x / (s / sqrt(D)), y~ likewise
+      F_R <- F_R / sqrt(max(mean(F_R^2), 1e-8))   (the mean over groups, samples and dims)
+6. goal = x~ + sum_R F_R (no gradient);  loss = mean over groups, samples and dims of (x~ - goal)^2.
+
+So the loss value is mean((sum_R F_R)^2), and its gradient is dL/dx = -2 (sum_R F_R) / (G N D) / (s / sqrt(D)).
+
+Relation with the canonical batch form (``drift.batch_drift_field``, Laplace kernel, lesson 03). With one
+group, unit weights, no extra negatives and ``clip=False``, the logits -d/(s R) are the canonical Laplace logits
+at the temperature tau = R s; the +100 on the self distance is the canonical -inf logit up to exp(-100 / R), a
+factor below 1e-43 for R <= 0.2. The coefficients sum to zero in every row, so F_R = V_{tau = R s} / (s / sqrt(D)):
+the canonical field in the rescaled coordinates. The per-temperature normalisation removes that factor, so the
+summed force is the canonical ``multi_temperature_drift(x, y_pos, None, [R s for R in taus])`` field V, and
+
+    loss_released = drift_loss(x, V) / D              (a mean over dims instead of a sum)
+    grad_released = grad of drift_loss(x, V) / (s sqrt(D)).
+
+``tests/test_features.py`` checks both equalities, and each raw mean square against that of V_{R s}.
+
+Multi-scale features
+--------------------
+``multiscale_features`` turns the feature maps of an encoder into the features that the published method
+applies the loss to, each shaped [G, B, C'] (G groups of B samples): per-location vectors (a group per
+location, so a kernel compares samples at the same location), the global mean and standard deviation, and the
+means and standard deviations of 2x2 and 4x4 patches (a group per patch). ``feature_drift_loss`` sums
+``released_drift_loss`` over features, one batched call per feature.
+
+Changes to the agreed interface: none in the names or arguments. ``info["raw_drift_sq"]`` holds, per
+temperature, mean(F_R^2) before normalisation (a mean over dims too, in the rescaled coordinates: the value the
+released code logs); ``feature_drift_loss`` returns the *sum* over features and its info maps each feature name
+to its own info.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import torch
+from torch import Tensor
+
+SELF_DISTANCE = 100.0  # added to a generated sample's (scaled) distance to itself
+AFFINITY_CLIP = 1e-6  # floor on softmax_row * softmax_col inside the square root (clip=True)
+FORCE_MS_FLOOR = 1e-8  # floor on a temperature's mean square force before dividing by its root
+SCALE_FLOOR = 1e-8  # guards a batch whose distances are all zero (not part of the released description)
+STD_EPS = 1e-6  # std = sqrt(var + STD_EPS): a finite gradient where a patch is constant
+
+
+# ---------------------------------------------------------------------------------------------- input checks
+
+
+def _check_batch(name: str, t: Tensor, groups: int | None = None, dims: int | None = None) -> None:
+    if not isinstance(t, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.ndim != 3:
+        raise ValueError(f"{name} must be 3-D (groups x samples x dims), got shape {tuple(t.shape)}")
+    if t.shape[0] == 0 or t.shape[1] == 0 or t.shape[2] == 0:
+        raise ValueError(f"{name} is empty: shape {tuple(t.shape)}")
+    if groups is not None and t.shape[0] != groups:
+        raise ValueError(f"{name} has {t.shape[0]} groups but gen has {groups}")
+    if dims is not None and t.shape[2] != dims:
+        raise ValueError(f"{name} has {t.shape[2]} dims but gen has {dims}")
+    if not torch.isfinite(t).all():
+        raise ValueError(f"{name} contains NaN or Inf values")
+
+
+def _weights(name: str, w: Tensor | None, groups: int, n: int, like: Tensor) -> Tensor:
+    """Per-sample target weights as a [G, n] tensor (ones when ``w`` is None; [n] is broadcast over groups)."""
+    if w is None:
+        return torch.ones(groups, n, dtype=like.dtype, device=like.device)
+    if w.shape not in ((n,), (groups, n)):
+        raise ValueError(f"{name} must have shape [{n}] or [{groups}, {n}], got {tuple(w.shape)}")
+    if not torch.isfinite(w).all() or (w < 0).any():
+        raise ValueError(f"{name} must be finite and non-negative")
+    return w.detach().to(like.dtype).expand(groups, n)
+
+
+def _compute_dtype(t: Tensor) -> torch.dtype:
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
+
+
+# ------------------------------------------------------------------------------------------ the released loss
+
+
+@torch.no_grad()
+def _released_goal(
+    x: Tensor, targets: Tensor, w: Tensor, n_neg: int, taus: Sequence[float], clip: bool
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Steps 2-6 of the module docstring. x [G, N, D], targets [G, T, D], w [G, T]; the first ``n_neg`` targets
+    (generated and extra negatives) are negatives. Returns the goal [G, N, D] in the rescaled coordinates,
+    the coordinate scale s / sqrt(D) (0-d), and a [1 + len(taus)] tensor (s, mean(F_R^2) for each R)."""
+    g, n, d = x.shape
+    # 2. distances, exact differences in low dimension, the |x|^2 + |y|^2 - 2 x.y expansion above 64 dims
+    mode = "use_mm_for_euclid_dist" if d > 64 else "donot_use_mm_for_euclid_dist"
+    dist = torch.cdist(x, targets, compute_mode=mode)  # [G, N, T]
+    # 3. one scalar scale: the w-weighted mean of all generated-to-target distances
+    scale = ((dist * w[:, None, :]).mean() / w.mean()).clamp_min(SCALE_FLOOR)  # []
+    coord = scale / math.sqrt(d)  # [] coordinates are divided by s / sqrt(D)
+    x_s, y_s = x / coord, targets / coord  # [G, N, D], [G, T, D]
+    # 4. scaled distances, +100 on each generated sample's distance to itself
+    dist = dist / scale
+    dist[:, :, :n].diagonal(dim1=1, dim2=2).add_(SELF_DISTANCE)
+    force_sum = torch.zeros_like(x_s)  # [G, N, D]
+    stats = [scale]
+    for r in taus:
+        # 5. affinity sqrt(softmax over targets * softmax over generated), taken in log space
+        logits = -dist / r  # [G, N, T]
+        log_a = 0.5 * (logits.log_softmax(dim=2) + logits.log_softmax(dim=1))  # [G, N, T]
+        if clip:
+            log_a = log_a.clamp_min(0.5 * math.log(AFFINITY_CLIP))
+        a = log_a.exp() * w[:, None, :]  # [G, N, T]
+        a_neg, a_pos = a[:, :, :n_neg], a[:, :, n_neg:]  # [G, N, N + K], [G, N, M]
+        coeff = torch.cat([-a_neg * a_pos.sum(2, keepdim=True), a_pos * a_neg.sum(2, keepdim=True)], dim=2)
+        force = coeff @ y_s - coeff.sum(2, keepdim=True) * x_s  # [G, N, D]
+        mean_sq = force.square().mean()  # []
+        stats.append(mean_sq)
+        force_sum += force / mean_sq.clamp_min(FORCE_MS_FLOOR).sqrt()
+    # 6. the goal, in the rescaled coordinates
+    return x_s + force_sum, coord, torch.stack(stats)
+
+
+def released_drift_loss(
+    gen: Tensor,
+    pos: Tensor,
+    neg: Tensor | None = None,
+    *,
+    taus: Iterable[float] = (0.02, 0.05, 0.2),
+    pos_weight: Tensor | None = None,
+    neg_weight: Tensor | None = None,
+    clip: bool = True,
+) -> tuple[Tensor, dict]:
+    """The released implementation's batch loss (REFERENCE.md; steps 1-6 of this module's docstring).
+
+    Args:
+        gen: generated samples (queries) [G, N, D]; the only input that gradients flow to.
+        pos: positives (data) [G, M, D], no gradient.
+        neg: extra negatives [G, K, D], no gradient; the generated samples are always negatives too.
+        taus: the temperatures R, applied to distances divided by the scale s.
+        pos_weight, neg_weight: per-sample target weights, [G, M] / [G, K] or [M] / [K]; default ones.
+        clip: clip softmax_row * softmax_col at 1e-6 inside the square root (as released).
+
+    Returns:
+        loss: mean over groups, samples and dims of (x~ - stopgrad(x~ + sum_R F_R))^2, a 0-d float32 tensor
+            (float64 for float64 inputs).
+        info: {"raw_drift_sq": [mean(F_R^2) before normalisation, one float per R], "scale": s}.
+    """
+    taus = [float(r) for r in taus]
+    if not taus or not all(math.isfinite(r) and r > 0 for r in taus):
+        raise ValueError(f"taus must be a non-empty list of positive numbers, got {taus!r}")
+    _check_batch("gen", gen)
+    g, n, d = gen.shape
+    _check_batch("pos", pos, g, d)
+    if neg is not None:
+        _check_batch("neg", neg, g, d)
+    elif neg_weight is not None:
+        raise ValueError("neg_weight was given without extra negatives")
+    dtype = _compute_dtype(gen)
+    with torch.autocast(device_type=gen.device.type, enabled=False):
+        x = gen.detach().to(dtype)  # [G, N, D]
+        negs = [] if neg is None else [neg.detach().to(dtype)]
+        targets = torch.cat([x, *negs, pos.detach().to(dtype)], dim=1)  # [G, N + K + M, D]
+        n_neg = n + sum(t.shape[1] for t in negs)
+        w = torch.cat(
+            [
+                torch.ones(g, n, dtype=dtype, device=x.device),
+                *([_weights("neg_weight", neg_weight, g, neg.shape[1], x)] if neg is not None else []),
+                _weights("pos_weight", pos_weight, g, pos.shape[1], x),
+            ],
+            dim=1,
+        )  # [G, N + K + M]
+        goal, coord, stats = _released_goal(x, targets, w, n_neg, taus, clip)
+        loss = (gen.to(dtype) / coord - goal).square().mean()
+    stats = stats.tolist()  # one device synchronisation per call
+    return loss, {"raw_drift_sq": stats[1:], "scale": stats[0]}
+
+
+# -------------------------------------------------------------------------------------- multi-scale features
+
+
+def _patch_stats(fmap: Tensor, p: int) -> tuple[Tensor, Tensor]:
+    """Means and stds of the p x p patches of fmap [B, C, H, W] (rows and columns past a multiple of p are
+    dropped), each shaped [H/p * W/p, B, C]: one group per patch."""
+    b, c, h, w = fmap.shape
+    hp, wp = h // p, w // p
+    patches = fmap[:, :, : hp * p, : wp * p].reshape(b, c, hp, p, wp, p)  # [B, C, H/p, p, W/p, p]
+    mean = patches.mean(dim=(3, 5))  # [B, C, H/p, W/p]
+    var = patches.var(dim=(3, 5), correction=0)
+    std = (var + STD_EPS).sqrt()
+    as_groups = lambda t: t.flatten(2).permute(2, 0, 1)  # noqa: E731  [B, C, h, w] -> [h * w, B, C]
+    return as_groups(mean), as_groups(std)
+
+
+def multiscale_features(
+    feature_maps: list[Tensor], names: list[str] | None = None, patch_sizes: Sequence[int] = (2, 4)
+) -> dict[str, Tensor]:
+    """Features of each map fmap [B, C, H, W], every one shaped [G, B, C'] (G groups of B samples):
+
+    * ``{name}.loc``       per-location vectors fmap[b, :, h, w]:  [H W, B, C]      (a group per location)
+    * ``{name}.mean``      global mean over locations:            [1, B, C]
+    * ``{name}.std``       global std, sqrt(var + 1e-6):           [1, B, C]      (population variance)
+    * ``{name}.p{p}.mean`` and ``{name}.p{p}.std`` for each p in ``patch_sizes`` that fits in the map:
+      means and stds over p x p patches, [(H/p)(W/p), B, C]                        (a group per patch)
+
+    ``names`` defaults to ``s0, s1, ...``. The raw input is one more feature that the caller adds, e.g.
+    ``{"raw": images.flatten(1)[None]}`` (one group).
+    """
+    names = [f"s{i}" for i in range(len(feature_maps))] if names is None else list(names)
+    if len(names) != len(feature_maps) or len(set(names)) != len(names):
+        raise ValueError(f"need one distinct name per feature map: {len(feature_maps)} maps, names {names}")
+    out: dict[str, Tensor] = {}
+    for name, fmap in zip(names, feature_maps):
+        if not isinstance(fmap, torch.Tensor) or fmap.ndim != 4:
+            raise ValueError(f"feature map {name!r} must be a [B, C, H, W] tensor")
+        b, c, h, w = fmap.shape
+        out[f"{name}.loc"] = fmap.flatten(2).permute(2, 0, 1)  # [H W, B, C]
+        flat = fmap.flatten(2)  # [B, C, H W]
+        out[f"{name}.mean"] = flat.mean(dim=2)[None]  # [1, B, C]
+        out[f"{name}.std"] = (flat.var(dim=2, correction=0) + STD_EPS).sqrt()[None]  # [1, B, C]
+        for p in patch_sizes:
+            if p <= min(h, w):
+                out[f"{name}.p{p}.mean"], out[f"{name}.p{p}.std"] = _patch_stats(fmap, p)
+    return out
+
+
+def feature_drift_loss(
+    gen_feats: dict[str, Tensor],
+    real_feats: dict[str, Tensor],
+    *,
+    taus: Iterable[float] = (0.02, 0.05, 0.2),
+    clip: bool = True,
+) -> tuple[Tensor, dict]:
+    """L = sum over features k of released_drift_loss(gen_feats[k], real_feats[k].detach()): one batched call
+    per feature (all its groups at once), the generated samples as negatives, the real ones as positives.
+
+    Returns the summed loss and ``{k: info_k}``, each info_k holding that feature's ``raw_drift_sq`` (the raw
+    mean square force per temperature, the number to log) and ``scale``, plus ``loss`` (its own loss value).
+    """
+    if set(gen_feats) != set(real_feats):
+        raise ValueError(f"feature names differ: {sorted(gen_feats)} vs {sorted(real_feats)}")
+    if not gen_feats:
+        raise ValueError("no features given")
+    taus = list(taus)
+    info: dict[str, dict] = {}
+    losses = []
+    for k, gen in gen_feats.items():
+        loss, info[k] = released_drift_loss(gen, real_feats[k].detach(), taus=taus, clip=clip)
+        losses.append(loss)
+    for k, value in zip(info, torch.stack([loss.detach().float() for loss in losses]).tolist()):
+        info[k]["loss"] = value
+    return sum(losses[1:], losses[0]), info
