@@ -1,6 +1,6 @@
 """Generate ``lessons/NN/exercises.py`` from ``solutions/NN/exercises.py``, the single source.
 
-In a solutions file, each answer sits between two marker lines:
+In a solutions file, each answer sits between two marker lines (the grammar is in ``course/markers.py``):
 
     # BEGIN SOLUTION 3.2: hint shown to the learner
     ...the worked answer...
@@ -21,14 +21,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import re
 import sys
 
 from .loader import LESSONS, exercises_path, lesson_ids
+from .markers import parse_solutions
 
-BEGIN = re.compile(r"^(?P<indent>\s*)# BEGIN SOLUTION (?P<id>\d+\.\d+):\s*(?P<hint>.*)$")
-END = re.compile(r"^\s*# END SOLUTION\s*$")
-DEF = re.compile(r"^\s*def (?P<name>\w+)\(")
 MANIFEST = LESSONS / ".generated.json"
 
 HEADER = """\
@@ -38,34 +35,22 @@ HEADER = """\
 """
 
 
+def stub_message(exercise_id: str, function: str, hint: str) -> str:
+    """The NotImplementedError message of an untouched exercise (the checks and the notebook read it)."""
+    return f"Exercise {exercise_id} `{function}` is not implemented yet. Hint: {hint}"
+
+
 def generate_exercises(solution_source: str, lesson: str) -> str:
     """The exercises file for ``lesson``: the solutions with each marked answer replaced by a stub."""
+    lines = solution_source.splitlines(keepends=True)
     out = [HEADER.format(lesson=lesson)]
-    current_def = None
-    in_block = False
-    for number, line in enumerate(solution_source.splitlines(keepends=True), start=1):
-        begin = BEGIN.match(line)
-        if in_block:
-            if begin:
-                raise ValueError(f"line {number}: BEGIN SOLUTION inside another solution block")
-            if END.match(line):
-                in_block = False
-            continue
-        if begin:
-            if current_def is None:
-                raise ValueError(f"line {number}: a solution block outside any function")
-            message = f"Exercise {begin['id']} `{current_def}` is not implemented yet. Hint: {begin['hint']}"
-            out.append(f"{begin['indent']}raise NotImplementedError({message!r})\n")
-            in_block = True
-            continue
-        if END.match(line):
-            raise ValueError(f"line {number}: END SOLUTION without BEGIN SOLUTION")
-        definition = DEF.match(line)
-        if definition:
-            current_def = definition["name"]
-        out.append(line)
-    if in_block:
-        raise ValueError("a solution block is never closed with # END SOLUTION")
+    done = 0  # lines[:done] are copied or replaced
+    for block in parse_solutions(solution_source):
+        out.extend(lines[done : block.begin - 1])
+        message = stub_message(block.exercise_id, block.function, block.hint)
+        out.append(f"{block.indent}raise NotImplementedError({message!r})\n")
+        done = block.end
+    out.extend(lines[done:])
     return "".join(out)
 
 

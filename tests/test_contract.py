@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import importlib.util
-import re
 import types
 from collections import Counter
 
@@ -17,6 +16,7 @@ import pytest
 
 from course.generate import expected_exercises
 from course.loader import ROOT, exercises_path, graded_checks, lesson_ids, load_exercises, load_stubs, run_checks
+from course.markers import exercise_ids
 
 LESSON_IDS = lesson_ids()
 
@@ -32,8 +32,7 @@ def _catalogue(lesson):
 
 
 def _exercise_ids(lesson):
-    source = exercises_path(lesson, solutions=True).read_text()
-    return re.findall(r"# BEGIN SOLUTION (\d+\.\d+):", source)
+    return exercise_ids(exercises_path(lesson, solutions=True).read_text())
 
 
 ALL_MISTAKES = [(lesson, m) for lesson in LESSON_IDS for m in _catalogue(lesson).MISTAKES]

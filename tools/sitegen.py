@@ -21,9 +21,10 @@ import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from course.loader import graded_checks
+from course.markers import parse_solutions
+
 ROOT = Path(__file__).resolve().parent.parent
-BEGIN = re.compile(r"^\s*# BEGIN SOLUTION (?P<id>\d+\.\d+):\s*(?P<hint>.*)$")
-END = re.compile(r"^\s*# END SOLUTION\s*$")
 
 
 @dataclass
@@ -52,18 +53,16 @@ def parse_exercises(source: str) -> list[Exercise]:
     """Every top-level function (or method) of a solutions file that contains a solution block, in order."""
     tree = ast.parse(source)
     lines = source.splitlines(keepends=True)
+    blocks = parse_solutions(source)
+    markers = {n - 1 for b in blocks for n in (b.begin, b.end)}  # 0-based line numbers of marker lines
     found: list[Exercise] = []
     for node in ast.walk(tree):
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
-        start, end = node.lineno - 1, node.end_lineno
-        body = lines[start:end]
-        ids, hints = [], []
-        for line in body:
-            match = BEGIN.match(line)
-            if match:
-                ids.append(match["id"])
-                hints.append(match["hint"].strip())
+        end = node.end_lineno
+        inside = [b for b in blocks if node.lineno <= b.begin <= node.end_lineno]
+        ids = [b.exercise_id for b in inside]
+        hints = [b.hint for b in inside]
         if not ids:
             continue
         # a nested function that holds the block is reported by its outermost function only
@@ -78,7 +77,7 @@ def parse_exercises(source: str) -> list[Exercise]:
         solution_lines = [
             line
             for number, line in enumerate(lines[first:end], start=first)
-            if number not in skip and not (BEGIN.match(line) or END.match(line))
+            if number not in skip and number not in markers
         ]
         found.append(
             Exercise(
@@ -95,24 +94,10 @@ def parse_exercises(source: str) -> list[Exercise]:
 
 
 def _graded_checks(lesson: str) -> dict[str, list[str]]:
-    """Exercise id -> names of its graded checks, read (not imported) from ``lessons/NN/test_*.py``."""
+    """Exercise id -> names of its graded checks (``course.loader.graded_checks``, the one discovery)."""
     checks: dict[str, list[str]] = {}
-    for path in sorted((ROOT / "lessons" / lesson).glob("test_*.py")):
-        try:
-            tree = ast.parse(path.read_text())
-        except SyntaxError:
-            continue
-        for node in tree.body:
-            if not isinstance(node, ast.FunctionDef):
-                continue
-            for deco in node.decorator_list:
-                if (
-                    isinstance(deco, ast.Call)
-                    and getattr(deco.func, "id", getattr(deco.func, "attr", "")) == "exercise"
-                    and deco.args
-                    and isinstance(deco.args[0], ast.Constant)
-                ):
-                    checks.setdefault(str(deco.args[0].value), []).append(node.name)
+    for check in graded_checks(lesson):
+        checks.setdefault(check.exercise_id, []).append(check.__name__)
     return checks
 
 
