@@ -28,7 +28,7 @@
 # - read the result as "each sample's gradient is $s_q(x) - s_p(x)$", so that training moves samples along
 #   $V = s_p - s_q$;
 # - show that moving samples along $V$ lowers the KL at the rate $\mathbb E_q \lVert V \rVert^2$ (a Fisher
-#   divergence), and that $V = 0$ everywhere exactly when $q = p$;
+#   divergence), that $V = 0$ everywhere exactly when $q = p$, and why $V = 0$ at every sample of $q$ is not enough;
 # - compute scores, KL divergences and their gradients for Gaussians in closed form and check them against
 #   autograd and Monte Carlo;
 # - name the obstacle that the next lesson removes: $s_q$ is unknown for a generator.
@@ -140,8 +140,11 @@ drift_particles = learner_or_reference(ex.drift_particles, ref.drift_particles)
 # gradient with respect to $x_i$ is $-2 V_i / N$, so backpropagating $L$ moves the weights along
 # $V$ as well, up to a factor of two.
 #
-# Using $s_p - s_q$ as the generator's update is not new: distribution matching distillation (Yin et al., 2024)
-# trains a one-step generator with exactly this difference, with both scores taken from diffusion models; and
+# Using a score difference as the generator's update is not new: distribution matching distillation (Yin et al.,
+# 2024) trains a one-step generator with a difference of the same kind, but not with $s_p - s_q$ itself: it adds
+# noise of a random level $t$ to each generated sample and takes the scores of the two *noised* distributions
+# there, $s_{p_t} - s_{q_t}$ at the noised sample, both from diffusion models (a pretrained one for $p_t$, one
+# trained on the generator's outputs for $q_t$); and
 # Lai et al. (2026) show that the drifting field of Deng et al. with a Gaussian kernel *is* this difference for
 # smoothed versions of $p$ and $q$ (Lesson 02 and 03 get there).
 
@@ -165,13 +168,86 @@ drift_particles = learner_or_reference(ex.drift_particles, ref.drift_particles)
 # $\mathbb E_q\lVert s_p - s_q\rVert^2$ is the *Fisher divergence* between $q$ and $p$: the KL decreases at
 # exactly that rate, and it stops decreasing only where the Fisher divergence is zero.
 #
-# ## 4. $V = 0$ exactly when $q = p$
+# ## 4. When does $V = 0$ mean $q = p$?
 #
-# If $q = p$ the two scores are the same function, so $V = 0$. Conversely, if $V = 0$ wherever $q$ has mass,
-# then $\nabla \log (q/p) = 0$: the ratio $q / p$ is constant on a connected region where both are positive, and
-# since both integrate to one, the constant is one. So the field that the KL asks for vanishes at the target
-# and only there. This is the property that the drifting paper demands of any drift field (with
-# anti-symmetry, $V_{p,q} = -V_{q,p}$, which $s_p - s_q$ has: swap the roles and the sign flips).
+# If $q = p$ the two scores are the same function, so $V = 0$ everywhere. The drifting paper demands this of any
+# drift field, together with anti-symmetry, $V_{p,q} = -V_{q,p}$, which $s_p - s_q$ has (swap the roles and the
+# sign flips). The converse holds, but only if we are careful about *where* $V$ vanishes.
+#
+# **$V = 0$ everywhere: then $q = p$.** Suppose both densities are positive on all of $\mathbb R^D$ and $V = 0$ at
+# every point. Then $\nabla \log (q/p) = -V = 0$ on $\mathbb R^D$, which is connected, so $q/p$ is one constant $c$;
+# integrating $q = c\,p$ gives $1 = c$, and $q = p$.
+#
+# **$V = 0$ wherever $q$ has mass: not enough.** Training only ever sees $V$ at the model's own samples. Take
+# $p = \mathcal N(0, 1)$ and $q$ the same density cut to $x > 0$: $q(x) = 2p(x)$ for $x > 0$ and $0$ otherwise. On
+# $q$'s support $\log q = \log 2 + \log p$, so $s_q = s_p$ and $V = 0$ at every sample of $q$; the particles of
+# section 3 would not move, and the Fisher divergence $\mathbb E_q \lVert V\rVert^2$ is zero. Yet
+# $\mathrm{KL}(q \,\|\, p) = \mathbb E_q[\log 2] = \log 2$. The ratio $q/p$ is indeed constant where $q$ lives, but
+# the constant is 2, not 1: $p$ has mass where $q$ has none, and no sample of $q$ is there to feel its pull.
+#
+# **With kernels (lessons 02 to 05).** The later fields compare smoothed densities $p_\tau$ and $q_\tau$, which
+# are positive everywhere, so the argument above applies when the field vanishes everywhere. For the Gaussian
+# kernel one can say more: $V = \tau^2(\nabla \log p_\tau - \nabla \log q_\tau)$ (lesson 03) is real-analytic,
+# because $p_\tau$ and $q_\tau$ are positive convolutions with a Gaussian, and an analytic function that is zero
+# on an open set, however small, is zero everywhere. So $V = 0$ on any open set already forces $p_\tau = q_\tau$,
+# hence $p = q$. A batch of generated samples is not an open set, though, and there the counterexample returns:
+#
+# - *$q$ collapsed at a mode of $p_\tau$.* If every generated sample sits at one point $m$ with
+#   $\nabla p_\tau(m) = 0$, then $q_\tau$ is a Gaussian centred at $m$, so $\nabla \log q_\tau(m) = 0$ as well, and
+#   $V = 0$ at every generated sample.
+# - *Every sample at the centre of the eight Gaussians.* When the data are unchanged by a turn of $45^\circ$, the
+#   pulls of the eight modes cancel at the centre, and samples that coincide push each other nowhere: $V = 0$ at
+#   every generated sample, in the population form and in the batch form alike.
+#
+# Neither $q$ is $p$. A generator whose samples all coincide at such a point gets no gradient at all from the
+# field, and one whose samples *nearly* coincide gets a push that depends on how the field grows with their
+# spread: at the centre of the eight Gaussians a spread of $10^{-3}$ already gives $|V|$ of order one at small
+# $\tau$, while at a mode it gives $|V|$ of order $10^{-4}$ (the cell below). That is why a start collapsed on a mode
+# needs care; lesson 05 measures what it takes to leave one.
+
+# %%
+import drifting_min as dm  # the kernel fields of lessons 02 to 05, used here only for the counterexamples
+
+gen_demo = torch.Generator().manual_seed(4)
+
+
+def log_p_half(x):
+    """p = N(0, 1) in one dimension; x has shape N x 1."""
+    return -0.5 * x[:, 0] ** 2 - 0.5 * math.log(2 * math.pi)
+
+
+def log_q_half(x):
+    """q = p cut to x > 0, so q = 2p there (only valid for x > 0, the only place q's samples are)."""
+    return math.log(2.0) + log_p_half(x)
+
+
+x_half = torch.randn(100_000, 1, generator=gen_demo).abs()  # samples of q
+x_grad = x_half[:1000].clone().requires_grad_(True)
+v_half = torch.autograd.grad((log_p_half(x_grad) - log_q_half(x_grad)).sum(), x_grad)[0]  # s_p - s_q
+d = log_q_half(x_half) - log_p_half(x_half)
+print(f"cut normal: max |V| over 1,000 samples of q = {float(v_half.abs().max()):.1e}; Monte Carlo KL(q || p) = "
+      f"{float(d.mean()):.4f} (every sample contributes log 2 = {math.log(2):.4f})")
+
+angles = torch.arange(8) * (math.pi / 4)
+rotations = torch.stack([torch.stack([angles.cos(), -angles.sin()], 1), torch.stack([angles.sin(), angles.cos()], 1)], 1)
+blob = torch.tensor([2.0, 0.0]) + 0.05 * torch.randn(128, 2, generator=gen_demo)
+data8 = torch.cat([blob @ r.T for r in rotations])  # eight turned copies of one blob: symmetric under 45 degrees
+centre = torch.zeros(64, 2)  # every generated sample at the centre
+nearly = 1e-3 * torch.randn(64, 2, generator=gen_demo)  # nearly so
+for tau in (0.05, 0.2, 1.0):
+    v_batch = dm.batch_drift_field(centre, data8, None, tau)  # Laplace kernel, double softmax, self-excluded
+    v_pop = dm.drift_field(centre, data8, centre, tau, "gaussian")
+    v_near = dm.drift_field(nearly, data8, nearly, tau, "gaussian")
+    print(f"tau = {tau}: max |V| at the centre: batch form {float(v_batch.abs().max()):.0e}, "
+          f"population form {float(v_pop.abs().max()):.0e}; with a spread of 1e-3: {float(v_near.abs().max()):.0e}")
+
+mode = torch.tensor([[2.1, 0.1]])
+for _ in range(200):  # mean shift (lesson 03) climbs to a mode of the Gaussian KDE p_tau
+    mode = mode + dm.mean_shift(mode, data8, 0.2)
+at_mode, near_mode = mode.repeat(64, 1), mode + 1e-3 * torch.randn(64, 2, generator=gen_demo)
+print(f"tau = 0.2, every sample at the mode {mode[0].numpy().round(3)} of p_tau: max |V| = "
+      f"{float(dm.drift_field(at_mode, data8, at_mode, 0.2, 'gaussian').abs().max()):.0e}; with a spread of 1e-3: "
+      f"{float(dm.drift_field(near_mode, data8, near_mode, 0.2, 'gaussian').abs().max()):.0e}")
 
 # %% [markdown]
 # ## 5. Gaussians: everything in closed form
@@ -432,11 +508,22 @@ print(f"   covariance {c_end.flatten().numpy().round(4)} (target {cov_p.flatten(
 #   the drifting paper's ablation finds the same for its own field: with attraction alone the FID goes from
 #   8.46 to 177.14.
 # - *A flipped sign.* Moving along $s_q - s_p$ pushes $q$ away from $p$; the KL grows at the Fisher rate.
-# - *Too large a step.* Near the target, one Euler step multiplies a deviation of the covariance along an
-#   eigenvector of $\Sigma_p$ with eigenvalue $\lambda$ by about $1 - 2\eta/\lambda$, so the steps overshoot and
-#   oscillate once $\eta$ exceeds the smallest eigenvalue of $\Sigma_p$ (0.29 here); the next cell shows it.
-# - *Fewer particles than dimensions.* The fitted covariance is then singular and $s_q$ does not exist. This is
-#   the first sign of the real difficulty below.
+# - *Too large a step.* Write the update as $x' = x + \eta\,V_t(x)$ with the affine field
+#   $V_t(x) = -\Sigma_p^{-1}(x - \mu_p) + \Sigma_t^{-1}(x - \mu_t)$. Averaging over the particles,
+#   $\mu' - \mu_p = (I - \eta\Sigma_p^{-1})(\mu_t - \mu_p)$: along an eigenvector of $\Sigma_p$ with eigenvalue
+#   $\lambda$ the error of the mean is multiplied by $1 - \eta/\lambda$. Subtracting the mean,
+#   $x' - \mu' = M(x - \mu_t)$ with $M = I + \eta(\Sigma_t^{-1} - \Sigma_p^{-1})$, so $\Sigma' = M \Sigma_t M^\top$. Near
+#   the target put $\Sigma_t = \Sigma_p + \Delta$; to first order $\Sigma_t^{-1} \approx \Sigma_p^{-1} - \Sigma_p^{-1}\Delta\Sigma_p^{-1}$
+#   and $\Delta' \approx \Delta - \eta(\Sigma_p^{-1}\Delta + \Delta\Sigma_p^{-1})$: in the eigenbasis of $\Sigma_p$ the entry
+#   $\Delta_{ab}$ is multiplied by $1 - \eta(1/\lambda_a + 1/\lambda_b)$, at worst $1 - 2\eta/\lambda_{\min}$. The
+#   covariance is the stricter of the two. Past $\eta = \lambda_{\min}/2$ its factor is negative: each step
+#   overshoots and the error changes sign, though it still shrinks. Past $\eta = \lambda_{\min}$ the factor is below
+#   $-1$: the error grows, the spread never settles and the KL stays large. Past $2\lambda_{\min}$ the mean runs
+#   off as well. Here $\lambda_{\min} = 0.29$. The next cell tries $\eta = 0.05$ (smooth), $0.2$ and $0.28$
+#   (overshooting, still converging), $0.31$ (the spread never settles) and $0.6$ (the mean runs off).
+# - *No more particles than dimensions.* $N$ centred points span at most $N - 1$ directions, so the fitted
+#   covariance has rank at most $N - 1$ and is singular whenever $N \le D$; then $s_q$ does not exist. This is the
+#   first sign of the real difficulty below.
 
 # %%
 x = start.clone()
