@@ -4,6 +4,7 @@ Nothing imported here imports pytest, so a notebook can ``from course import che
 """
 
 from .checks import CheckFailed, check_close, check_tensor, check_true, exercise
+from .draws import draw, generator, randn
 from .loader import learner_or_reference, load_exercises
 from .notebook import check_exercise
 
@@ -13,7 +14,10 @@ __all__ = [
     "check_exercise",
     "check_tensor",
     "check_true",
+    "draw",
     "exercise",
+    "generator",
     "learner_or_reference",
     "load_exercises",
+    "randn",
 ]

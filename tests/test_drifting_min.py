@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import drifting_min as dm
+from course import draw
 from drifting_min.kde import kernel_log_normaliser
 
 DEVICE = torch.device(os.environ.get("DRIFTING_TEST_DEVICE", "cpu"))
@@ -22,8 +23,7 @@ NORMALISATIONS = ["double", "targets", "uncoupled"]
 
 
 def sample(seed: int, *shapes, dtype=torch.float64, shift: float = 0.0):
-    gen = torch.Generator().manual_seed(seed)
-    return [(torch.randn(*s, generator=gen, dtype=dtype) + shift).to(DEVICE) for s in shapes]
+    return draw(seed, *shapes, dtype=dtype, shift=shift, device=DEVICE)
 
 
 def assert_close(a, b, rtol=1e-9, atol=1e-12):

@@ -11,27 +11,19 @@ import math
 import torch
 from torch.distributions import MultivariateNormal, kl_divergence
 
-from course import check_close, check_tensor, check_true, exercise
+from course import check_close, check_tensor, check_true, exercise, generator, randn
 
 F64 = torch.float64
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _randn(gen: torch.Generator, *shape: int, scale: float = 1.0) -> torch.Tensor:
-    return scale * torch.randn(*shape, generator=gen, dtype=F64)
-
-
 def _spd(gen: torch.Generator, dim: int) -> torch.Tensor:
     """A random symmetric positive definite matrix with clear off-diagonal terms."""
-    a = _randn(gen, dim, dim)
+    a = randn(gen, dim, dim)
     return a @ a.T / dim + 0.3 * torch.eye(dim, dtype=F64)
 
 
 def _gaussian(gen: torch.Generator, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    return _randn(gen, dim), _spd(gen, dim)
+    return randn(gen, dim), _spd(gen, dim)
 
 
 def _kl_reference(mean_q, cov_q, mean_p, cov_p) -> torch.Tensor:
@@ -47,7 +39,7 @@ def _autograd_score(x: torch.Tensor, mean: torch.Tensor, cov: torch.Tensor) -> t
 
 def _whitened_noise(gen: torch.Generator, n: int, dim: int) -> torch.Tensor:
     """Noise whose sample mean is exactly 0 and whose sample second moment (1/N) sum eps eps^T is exactly I."""
-    eps = _randn(gen, n, dim)
+    eps = randn(gen, n, dim)
     eps = eps - eps.mean(dim=0)
     chol = torch.linalg.cholesky(eps.T @ eps / n)
     return torch.linalg.solve_triangular(chol, eps.T, upper=False).T
@@ -65,9 +57,9 @@ def _fitted(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 @exercise("1.1", "gaussian_score")
 def test_ex1_1_matches_autograd(ex):
-    gen = _gen(11)
+    gen = generator(11)
     mean, cov = _gaussian(gen, 3)
-    x = _randn(gen, 7, 3, scale=2.0)
+    x = randn(gen, 7, 3, scale=2.0)
     got = ex.gaussian_score(x, mean, cov)
     check_tensor(got, (7, 3), name="gaussian_score(x, mean, cov)")
     check_close(
@@ -82,7 +74,7 @@ def test_ex1_1_matches_autograd(ex):
 
 @exercise("1.1", "gaussian_score")
 def test_ex1_1_zero_at_the_mean(ex):
-    gen = _gen(12)
+    gen = generator(12)
     mean, cov = _gaussian(gen, 4)
     got = ex.gaussian_score(mean.repeat(5, 1), mean, cov)
     check_tensor(got, (5, 4), name="gaussian_score(mean, mean, cov)")
@@ -97,9 +89,9 @@ def test_ex1_1_zero_at_the_mean(ex):
 
 @exercise("1.1", "gaussian_score")
 def test_ex1_1_points_towards_the_mean(ex):
-    gen = _gen(13)
+    gen = generator(13)
     mean, cov = _gaussian(gen, 3)
-    x = mean + _randn(gen, 50, 3, scale=3.0)
+    x = mean + randn(gen, 50, 3, scale=3.0)
     got = ex.gaussian_score(x, mean, cov)
     check_tensor(got, (50, 3), name="gaussian_score(x, mean, cov)")
     # (x - mu)^T s(x) = -(x - mu)^T Sigma^{-1} (x - mu) < 0: moving along the score goes uphill, towards the mean.
@@ -114,10 +106,10 @@ def test_ex1_1_points_towards_the_mean(ex):
 
 @exercise("1.1", "gaussian_score")
 def test_ex1_1_translation_and_affine(ex):
-    gen = _gen(14)
+    gen = generator(14)
     mean, cov = _gaussian(gen, 3)
-    x, x2 = _randn(gen, 6, 3), _randn(gen, 6, 3)
-    shift = _randn(gen, 3, scale=5.0)
+    x, x2 = randn(gen, 6, 3), randn(gen, 6, 3)
+    shift = randn(gen, 3, scale=5.0)
     got = ex.gaussian_score(x, mean, cov)
     check_tensor(got, (6, 3), name="gaussian_score(x, mean, cov)")
     check_close(
@@ -144,7 +136,7 @@ def test_ex1_1_translation_and_affine(ex):
 
 @exercise("1.2", "gaussian_kl")
 def test_ex1_2_matches_closed_form(ex):
-    gen = _gen(21)
+    gen = generator(21)
     for dim in (1, 2, 4):
         mean_q, cov_q = _gaussian(gen, dim)
         mean_p, cov_p = _gaussian(gen, dim)
@@ -162,7 +154,7 @@ def test_ex1_2_matches_closed_form(ex):
 
 @exercise("1.2", "gaussian_kl")
 def test_ex1_2_zero_iff_equal_and_nonnegative(ex):
-    gen = _gen(22)
+    gen = generator(22)
     mean, cov = _gaussian(gen, 3)
     same = ex.gaussian_kl(mean, cov, mean, cov)
     check_tensor(same, (), name="gaussian_kl(q, q)")
@@ -181,9 +173,9 @@ def test_ex1_2_zero_iff_equal_and_nonnegative(ex):
 
 @exercise("1.2", "gaussian_kl")
 def test_ex1_2_asymmetric(ex):
-    gen = _gen(23)
+    gen = generator(23)
     mean_q, cov_q = torch.zeros(2, dtype=F64), 0.2 * torch.eye(2, dtype=F64)
-    mean_p, cov_p = _randn(gen, 2), _spd(gen, 2) + torch.eye(2, dtype=F64)
+    mean_p, cov_p = randn(gen, 2), _spd(gen, 2) + torch.eye(2, dtype=F64)
     forward = ex.gaussian_kl(mean_q, cov_q, mean_p, cov_p)
     backward = ex.gaussian_kl(mean_p, cov_p, mean_q, cov_q)
     check_tensor(forward, (), name="gaussian_kl(q, p)")
@@ -198,10 +190,10 @@ def test_ex1_2_asymmetric(ex):
 
 @exercise("1.2", "gaussian_kl")
 def test_ex1_2_affine_invariance(ex):
-    gen = _gen(24)
+    gen = generator(24)
     mean_q, cov_q = _gaussian(gen, 3)
     mean_p, cov_p = _gaussian(gen, 3)
-    a, b = _randn(gen, 3, 3) + 2 * torch.eye(3, dtype=F64), _randn(gen, 3)
+    a, b = randn(gen, 3, 3) + 2 * torch.eye(3, dtype=F64), randn(gen, 3)
     got = ex.gaussian_kl(mean_q, cov_q, mean_p, cov_p)
     check_tensor(got, (), name="gaussian_kl(q, p)")
     moved = ex.gaussian_kl(a @ mean_q + b, a @ cov_q @ a.T, a @ mean_p + b, a @ cov_p @ a.T)
@@ -216,13 +208,13 @@ def test_ex1_2_affine_invariance(ex):
 
 @exercise("1.2", "gaussian_kl")
 def test_ex1_2_agrees_with_monte_carlo(ex):
-    gen = _gen(25)
+    gen = generator(25)
     mean_q, cov_q = _gaussian(gen, 2)
     mean_p, cov_p = _gaussian(gen, 2)
     got = ex.gaussian_kl(mean_q, cov_q, mean_p, cov_p)
     check_tensor(got, (), name="gaussian_kl(q, p)")
     q, p = MultivariateNormal(mean_q, cov_q), MultivariateNormal(mean_p, cov_p)
-    x = mean_q + _randn(gen, 200_000, 2) @ torch.linalg.cholesky(cov_q).T
+    x = mean_q + randn(gen, 200_000, 2) @ torch.linalg.cholesky(cov_q).T
     terms = q.log_prob(x) - p.log_prob(x)
     estimate, stderr = terms.mean(), terms.std() / math.sqrt(x.shape[0])
     check_true(
@@ -241,12 +233,12 @@ def _densities(gen: torch.Generator, dim: int):
     mean_p, cov_p = _gaussian(gen, dim)
     q, p = MultivariateNormal(mean_q, cov_q), MultivariateNormal(mean_p, cov_p)
     sampler = torch.linalg.cholesky(cov_q)
-    return q, p, lambda n: mean_q + _randn(gen, n, dim) @ sampler.T
+    return q, p, lambda n: mean_q + randn(gen, n, dim) @ sampler.T
 
 
 @exercise("1.3", "kl_monte_carlo")
 def test_ex1_3_matches_reference(ex):
-    gen = _gen(31)
+    gen = generator(31)
     q, p, sample = _densities(gen, 3)
     x = sample(500)
     got = ex.kl_monte_carlo(x, q.log_prob, p.log_prob)
@@ -269,7 +261,7 @@ def test_ex1_3_matches_reference(ex):
 
 @exercise("1.3", "kl_monte_carlo")
 def test_ex1_3_within_standard_errors_of_closed_form(ex):
-    gen = _gen(32)
+    gen = generator(32)
     q, p, sample = _densities(gen, 2)
     estimate, stderr = ex.kl_monte_carlo(sample(4000), q.log_prob, p.log_prob)
     exact = float(kl_divergence(q, p))
@@ -283,7 +275,7 @@ def test_ex1_3_within_standard_errors_of_closed_form(ex):
 
 @exercise("1.3", "kl_monte_carlo")
 def test_ex1_3_standard_error_shrinks_like_one_over_sqrt_n(ex):
-    gen = _gen(33)
+    gen = generator(33)
     q, p, sample = _densities(gen, 2)
     _, small = ex.kl_monte_carlo(sample(2000), q.log_prob, p.log_prob)
     _, large = ex.kl_monte_carlo(sample(8000), q.log_prob, p.log_prob)
@@ -299,7 +291,7 @@ def test_ex1_3_standard_error_shrinks_like_one_over_sqrt_n(ex):
 
 @exercise("1.3", "kl_monte_carlo")
 def test_ex1_3_zero_when_q_is_p(ex):
-    gen = _gen(34)
+    gen = generator(34)
     q, _, sample = _densities(gen, 3)
     estimate, stderr = ex.kl_monte_carlo(sample(100), q.log_prob, q.log_prob)
     check_close(torch.stack([estimate, stderr]), torch.zeros(2, dtype=F64),
@@ -312,10 +304,10 @@ def test_ex1_3_zero_when_q_is_p(ex):
 
 @exercise("1.4", "score_difference")
 def test_ex1_4_minus_gradient_of_the_kl_integrand(ex):
-    gen = _gen(41)
+    gen = generator(41)
     mean_q, cov_q = _gaussian(gen, 3)
     mean_p, cov_p = _gaussian(gen, 3)
-    x = _randn(gen, 9, 3, scale=2.0)
+    x = randn(gen, 9, 3, scale=2.0)
     got = ex.score_difference(x, mean_q, cov_q, mean_p, cov_p)
     check_tensor(got, (9, 3), name="score_difference(x, ...)")
     xg = x.clone().requires_grad_(True)
@@ -333,9 +325,9 @@ def test_ex1_4_minus_gradient_of_the_kl_integrand(ex):
 
 @exercise("1.4", "score_difference")
 def test_ex1_4_zero_when_q_is_p(ex):
-    gen = _gen(42)
+    gen = generator(42)
     mean, cov = _gaussian(gen, 3)
-    x = _randn(gen, 20, 3, scale=3.0)
+    x = randn(gen, 20, 3, scale=3.0)
     got = ex.score_difference(x, mean, cov, mean, cov)
     check_tensor(got, (20, 3), name="score_difference(x, q, q)")
     check_close(got, torch.zeros(20, 3, dtype=F64), prop="V = 0 everywhere when q = p", atol=1e-10,
@@ -344,10 +336,10 @@ def test_ex1_4_zero_when_q_is_p(ex):
 
 @exercise("1.4", "score_difference")
 def test_ex1_4_anti_symmetric(ex):
-    gen = _gen(43)
+    gen = generator(43)
     mean_q, cov_q = _gaussian(gen, 2)
     mean_p, cov_p = _gaussian(gen, 2)
-    x = _randn(gen, 15, 2)
+    x = randn(gen, 15, 2)
     got = ex.score_difference(x, mean_q, cov_q, mean_p, cov_p)
     check_tensor(got, (15, 2), name="score_difference(x, q, p)")
     check_close(
@@ -362,7 +354,7 @@ def test_ex1_4_anti_symmetric(ex):
 
 @exercise("1.4", "score_difference")
 def test_ex1_4_average_is_minus_the_kl_gradient_in_the_mean(ex):
-    gen = _gen(44)
+    gen = generator(44)
     mean_q, cov_q = _gaussian(gen, 3)
     mean_p, cov_p = _gaussian(gen, 3)
     # samples of q whose sample mean and covariance are exactly mu_q and Sigma_q
@@ -385,9 +377,9 @@ def test_ex1_4_average_is_minus_the_kl_gradient_in_the_mean(ex):
 
 
 def _generator_problem(seed: int, dim: int = 3):
-    gen = _gen(seed)
-    mean_q = _randn(gen, dim)
-    chol_q = _randn(gen, dim, dim, scale=0.5) + torch.eye(dim, dtype=F64)  # a full (not triangular) L
+    gen = generator(seed)
+    mean_q = randn(gen, dim)
+    chol_q = randn(gen, dim, dim, scale=0.5) + torch.eye(dim, dtype=F64)  # a full (not triangular) L
     mean_p, cov_p = _gaussian(gen, dim)
     return gen, mean_q, chol_q, mean_p, cov_p
 
@@ -416,7 +408,7 @@ def test_ex1_5_matches_gradient_of_the_closed_form(ex):
 @exercise("1.5", "kl_gradient_pathwise")
 def test_ex1_5_gradient_of_the_surrogate_with_q_frozen(ex):
     gen, mean_q, chol_q, mean_p, cov_p = _generator_problem(52)
-    eps = _randn(gen, 40, 3)  # plain noise: its moments are not exactly 0 and I
+    eps = randn(gen, 40, 3)  # plain noise: its moments are not exactly 0 and I
     grad_mean, grad_chol = ex.kl_gradient_pathwise(eps, mean_q, chol_q, mean_p, cov_p)
     check_tensor(grad_mean, (3,), name="grad_mu")
     check_tensor(grad_chol, (3, 3), name="grad_L")
@@ -441,9 +433,9 @@ def test_ex1_5_gradient_of_the_surrogate_with_q_frozen(ex):
 
 @exercise("1.5", "kl_gradient_pathwise")
 def test_ex1_5_zero_when_q_is_p(ex):
-    gen = _gen(53)
+    gen = generator(53)
     mean_p, cov_p = _gaussian(gen, 3)
-    eps = _randn(gen, 30, 3)
+    eps = randn(gen, 30, 3)
     grad_mean, grad_chol = ex.kl_gradient_pathwise(eps, mean_p, torch.linalg.cholesky(cov_p), mean_p, cov_p)
     check_tensor(grad_mean, (3,), name="grad_mu")
     check_close(
@@ -478,8 +470,8 @@ def _target_2d():
 
 
 def _start(seed: int, n: int) -> torch.Tensor:
-    gen = _gen(seed)
-    return torch.tensor([-3.0, 2.0], dtype=F64) + _randn(gen, n, 2) @ torch.tensor([[0.3, 0.0], [0.1, 0.2]], dtype=F64)
+    gen = generator(seed)
+    return torch.tensor([-3.0, 2.0], dtype=F64) + randn(gen, n, 2) @ torch.tensor([[0.3, 0.0], [0.1, 0.2]], dtype=F64)
 
 
 def _check_drift_output(got, n_steps: int, n: int):

@@ -12,13 +12,7 @@ import math
 import torch
 
 import drifting_min as dm
-from course import check_close, check_tensor, check_true, exercise
-
-
-def draw(seed: int, *shapes, scale: float = 1.0, shift: float = 0.0):
-    """Seeded float64 standard-normal samples of the given shapes (times ``scale``, plus ``shift``)."""
-    gen = torch.Generator().manual_seed(seed)
-    return [torch.randn(*shape, generator=gen, dtype=torch.float64) * scale + shift for shape in shapes]
+from course import check_close, check_tensor, check_true, draw, exercise
 
 
 def random_rotation(dim: int, seed: int) -> torch.Tensor:

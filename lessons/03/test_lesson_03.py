@@ -12,15 +12,9 @@ import math
 import torch
 
 import drifting_min as dm
-from course import check_close, check_tensor, check_true, exercise
+from course import check_close, check_tensor, check_true, draw, exercise, generator, randn
 
 KERNELS = ("gaussian", "laplace")
-
-
-def draw(seed: int, *shapes, scale: float = 1.0, shift: float = 0.0):
-    """Seeded float64 normal samples, one tensor per shape."""
-    gen = torch.Generator().manual_seed(seed)
-    return [torch.randn(*s, generator=gen, dtype=torch.float64) * scale + shift for s in shapes]
 
 
 def gaussian_kde_score_autograd(x: torch.Tensor, data: torch.Tensor, tau: float) -> torch.Tensor:
@@ -85,10 +79,10 @@ def test_ex3_1_translation_equivariance_and_one_target(ex):
 
 
 def _two_clusters(seed: int = 3):
-    gen = torch.Generator().manual_seed(seed)
+    gen = generator(seed)
     centres = torch.tensor([[-2.0, 0.0], [2.0, 0.5]], dtype=torch.float64)
-    data = torch.cat([c + 0.3 * torch.randn(40, 2, generator=gen, dtype=torch.float64) for c in centres])
-    x0 = torch.cat([c + 0.8 * torch.randn(10, 2, generator=gen, dtype=torch.float64) for c in centres])
+    data = torch.cat([c + randn(gen, 40, 2, scale=0.3) for c in centres])
+    x0 = torch.cat([c + randn(gen, 10, 2, scale=0.8) for c in centres])
     return data, x0, centres
 
 
@@ -327,9 +321,8 @@ def test_ex3_6_self_mask_is_exact(ex):
     # removes each query from its own negatives; a "large" finite logit such as -1e4 would be the biggest of its
     # row and of its column.
     n, m, edge = 6, 8, 3.0e4
-    gen = torch.Generator().manual_seed(20)
     points = edge / math.sqrt(2.0) * torch.eye(n + m, dtype=torch.float64)
-    points = points + torch.randn(n + m, n + m, generator=gen, dtype=torch.float64)
+    points = points + randn(20, n + m, n + m)
     x, y_pos = points[:n], points[n:]
     got = ex.batch_drift_field(x, y_pos, None, 1.0, "laplace")
     check_tensor(got, (n, n + m), name="batch_drift_field(x, y_pos, None, 1.0)")

@@ -12,22 +12,17 @@ import copy
 import torch
 
 import drifting_min as dm
-from course import check_close, check_tensor, check_true, exercise
+from course import check_close, check_tensor, check_true, exercise, generator, randn
 
 F64 = torch.float64
 
 
-def randn(seed: int, *shape: int, scale: float = 1.0, shift: float = 0.0) -> torch.Tensor:
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=gen, dtype=F64) * scale + shift
-
-
 def ring_of_blobs(seed: int, n: int, modes: int = 6, radius: float = 2.0, std: float = 0.15) -> torch.Tensor:
     """A small 2-D data set: n points around `modes` Gaussian blobs on a circle."""
-    gen = torch.Generator().manual_seed(seed)
+    gen = generator(seed)
     angle = torch.randint(0, modes, (n,), generator=gen).to(F64) * (2 * torch.pi / modes)
     centres = torch.stack([radius * angle.cos(), radius * angle.sin()], dim=1)
-    return centres + std * torch.randn(n, 2, generator=gen, dtype=F64)
+    return centres + randn(gen, n, 2, scale=std)
 
 
 def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:

@@ -13,13 +13,8 @@ import dataclasses
 import torch
 
 import drifting_min as dm
-from course import check_close, check_tensor, check_true, exercise
+from course import check_close, check_tensor, check_true, draw, exercise
 from drifting_min import metrics, toys
-
-
-def draw(seed: int, *shapes, scale: float = 1.0):
-    gen = torch.Generator().manual_seed(seed)
-    return [torch.randn(*s, generator=gen, dtype=torch.float64) * scale for s in shapes]
 
 
 # A tiny, fast configuration for the training checks.
