@@ -146,8 +146,10 @@ print(f"max |grad + 2V/N| = {(x.grad + 2 * v / 6).abs().max().item():.2e}  (0 up
 #   so it has stationary points that are not $q = p$.
 # - **The objective.** Minimising $\|V\|^2$ through $V$ rewards making the field *small* by any means, including
 #   rearranging the samples so that the smoothed densities match only where the samples sit; it is a different
-#   objective with the same zero. With the stop-gradient, the generator follows the field of lesson 01, whose
-#   fixed point is $q = p$.
+#   objective that vanishes wherever $V$ does. With the stop-gradient, the generator follows the field of lesson 01,
+#   which is zero everywhere only at $q = p$. (Zero at every generated sample is a weaker thing: lesson 01,
+#   section 4, shows distributions $q \neq p$ with $V = 0$ at every sample of $q$, such as a batch collapsed on a
+#   mode of $p_\tau$.)
 # - **The cost.** The graph of the $N \times (N + M)$ kernel matrix must be kept and differentiated (second
 #   derivatives of the kernel appear), at every temperature and, in lesson 06, for every feature. With the
 #   stop-gradient the field is computed under `torch.no_grad()`: no graph, no second derivatives.
@@ -247,9 +249,16 @@ plt.show()
 # $$V = \sum_{\tau} \frac{V_\tau}{\mathrm{rms}(V_\tau)}, \qquad
 #   \mathrm{rms}(V_\tau) = \Big(\frac{1}{N D} \sum_{i=1}^{N} \sum_{d=1}^{D} V_{\tau, id}^2\Big)^{1/2}.$$
 #
-# Each normalised term has mean square exactly 1, whatever the raw scale. In particular the result is unchanged if
-# the data, the samples and the temperatures are all multiplied by the same $c$ (each raw Laplace-kernel field
-# then scales by $c$, and the normalisation divides it out): the step size no longer depends on units.
+# Each normalised term has mean square exactly 1, whatever the raw scale. That fixes the size of the field in
+# *absolute* units, and it changes how a step size behaves under a change of units. Multiply the data, the samples
+# and the temperatures by the same $c$: the kernel weights do not change (every distance and every $\tau$ grew by
+# $c$), so each raw Laplace-kernel field $V_\tau$ grows by $c$, its rms too, and the normalised sum $V$ is exactly
+# the same vectors as before. The data, though, are now $c$ times larger, so the step $x \leftarrow x + s\,V$
+# covers a fraction of the data's extent $c$ times smaller: relative to the data, the step shrinks as $1/c$. (The
+# raw field does the opposite: it grows with the data, so a step along it is the same fraction of the data at any
+# scale.) A step size or learning rate tuned on data of one size therefore does not carry over to data ten times
+# larger, and the temperatures do not either. This is why the paper rescales its features so that typical
+# distances have a fixed size (lesson 06) before it applies its temperatures and its normalised field.
 #
 # ### Exercise 4.2: `multi_temperature_drift(x, y_pos, taus)`
 #
@@ -257,8 +266,8 @@ plt.show()
 # $\frac1N\sum_i \|V_{\tau, i}\|^2$ *before* normalisation as a Python float. Use `dm.batch_drift_field(x, y_pos,
 # None, tau)` for $V_\tau$ and guard the division with `clamp_min(1e-12)`. The checks compare with
 # `dm.multi_temperature_drift(x, y_pos, None, taus)`, check that a single temperature gives mean square 1 and the
-# same temperature twice gives twice the field, and check the scale invariance above (with the raw energies
-# scaling by $c^2$). Run them with `pytest lessons/04 -k ex4_2`.
+# same temperature twice gives twice the field, and check that scaling data, samples and temperatures by $c$
+# leaves the normalised field unchanged (with the raw energies scaling by $c^2$). Run them with `pytest lessons/04 -k ex4_2`.
 #
 # The paper's temperatures are meant for features rescaled so that typical distances are about 1 (lesson 06). On
 # the raw coordinates of our toy (blobs of width 0.15 on a circle of radius 2) we use $\tau = 0.1, 0.3, 1$ instead.
