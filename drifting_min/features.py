@@ -31,8 +31,8 @@ factor below 1e-43 for R <= 0.2. The coefficients sum to zero in every row, so F
 the canonical field in the rescaled coordinates. The per-temperature normalisation removes that factor, so the
 summed force is the canonical ``multi_temperature_drift(x, y_pos, None, [R s for R in taus])`` field V, and
 
-    loss_released = drift_loss(x, V) / D              (a mean over dims instead of a sum)
-    grad_released = grad of drift_loss(x, V) / (s sqrt(D)).
+    loss_released = drift_regression_loss(x, V) / D    (a mean over dims instead of a sum)
+    grad_released = grad of drift_regression_loss(x, V) / (s sqrt(D)).
 
 ``tests/test_features.py`` checks both equalities, and each raw mean square against that of V_{R s}.
 
@@ -112,13 +112,15 @@ def _released_goal(
     # 2. distances, exact differences in low dimension, the |x|^2 + |y|^2 - 2 x.y expansion above 64 dims
     mode = "use_mm_for_euclid_dist" if d > 64 else "donot_use_mm_for_euclid_dist"
     dist = torch.cdist(x, targets, compute_mode=mode)  # [G, N, T]
+    self_dist = dist[:, :, :n].diagonal(dim1=1, dim2=2)  # [G, N], a view: x_gi against itself
+    self_dist.zero_()  # exactly zero (the expansion leaves a rounding error)
     # 3. one scalar scale: the w-weighted mean of all generated-to-target distances
     scale = ((dist * w[:, None, :]).mean() / w.mean()).clamp_min(SCALE_FLOOR)  # []
     coord = scale / math.sqrt(d)  # [] coordinates are divided by s / sqrt(D)
     x_s, y_s = x / coord, targets / coord  # [G, N, D], [G, T, D]
     # 4. scaled distances, +100 on each generated sample's distance to itself
-    dist = dist / scale
-    dist[:, :, :n].diagonal(dim1=1, dim2=2).add_(SELF_DISTANCE)
+    dist /= scale
+    self_dist.fill_(SELF_DISTANCE)  # 0 / s + 100
     force_sum = torch.zeros_like(x_s)  # [G, N, D]
     stats = [scale]
     for r in taus:
