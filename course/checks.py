@@ -8,6 +8,9 @@ which property broke, and a hint.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import inspect
 from typing import Callable
 
 import numpy as np
@@ -100,3 +103,68 @@ def check_true(condition: bool, prop: str, detail: str = "", hint: str = "") -> 
     """A property that must hold; ``prop`` says which one, ``detail`` shows the numbers."""
     if not bool(condition):
         _fail(prop, detail, hint)
+
+
+def check_dtype(got, dtype: torch.dtype, *, name: str = "result", hint: str = "") -> None:
+    """The result is a tensor of ``dtype`` (the dtype of the inputs, as the docstrings promise)."""
+    if not isinstance(got, torch.Tensor):
+        _fail(f"{name} should be a torch.Tensor", f"got {_describe(got)}", hint)
+    if got.dtype != dtype:
+        _fail(f"{name} keeps the dtype of the inputs", f"the inputs are {dtype}, the result is {got.dtype}", hint)
+
+
+def check_no_graph(got, *, name: str = "result", hint: str = "") -> None:
+    """The result is a constant for autograd: it neither requires grad nor carries a ``grad_fn``."""
+    if not isinstance(got, torch.Tensor):
+        _fail(f"{name} should be a torch.Tensor", f"got {_describe(got)}", hint)
+    if got.requires_grad or got.grad_fn is not None:
+        _fail(
+            f"{name} is a constant: it carries no autograd graph, even when the inputs require grad",
+            f"requires_grad={got.requires_grad}, grad_fn={type(got.grad_fn).__name__ if got.grad_fn else None}",
+            hint,
+        )
+
+
+def _watched(value) -> bool:
+    return isinstance(value, torch.Tensor) or dataclasses.is_dataclass(value) and not isinstance(value, type)
+
+
+def _copy(value):
+    return value.detach().clone() if isinstance(value, torch.Tensor) else copy.deepcopy(value)
+
+
+def _change(before, after) -> str:
+    """'' if ``after`` equals ``before`` (a tensor or a dataclass), else what changed."""
+    if isinstance(before, torch.Tensor):
+        if after.shape != before.shape or after.dtype != before.dtype:
+            return f"was {_describe(before)}, is now {_describe(after)}"
+        if torch.equal(after.detach(), before) or bool(torch.isnan(before).all() & torch.isnan(after).all()):
+            return ""
+        diff = (after.detach().double() - before.double()).abs()
+        changed = int((diff > 0).sum() + (torch.isnan(after.detach()) != torch.isnan(before)).sum())
+        return f"{changed} of {before.numel()} entries changed (largest change {float(diff.nan_to_num(0).max()):.3g})"
+    fields = [f.name for f in dataclasses.fields(before)]
+    changed = [f"{n}: {getattr(before, n)!r} -> {getattr(after, n)!r}" for n in fields if getattr(before, n) != getattr(after, n)]
+    return "; ".join(changed)
+
+
+def call_unchanged(fn: Callable, *args, hint: str = "", **kwargs):
+    """Call ``fn(*args, **kwargs)`` and check that it modified none of its tensor or config arguments in place.
+
+    Tensors are compared with clones taken before the call, dataclass configs with deep copies. Returns what
+    ``fn`` returned.
+    """
+    try:
+        names = list(inspect.signature(fn).bind(*args, **kwargs).arguments)
+    except (TypeError, ValueError):
+        names = [f"argument {i + 1}" for i in range(len(args))] + list(kwargs)
+    values = list(args) + list(kwargs.values())
+    before = [(name, value, _copy(value)) for name, value in zip(names, values) if _watched(value)]
+    result = fn(*args, **kwargs)
+    for name, value, copied in before:
+        change = _change(copied, value)
+        if change:
+            _fail(f"side effects: the input `{name}` is not modified by the call", change, hint or
+                  "compute new tensors (x = x + v, not x += v or x.add_(v)); build a changed config with "
+                  "dataclasses.replace instead of setting its fields")
+    return result

@@ -12,9 +12,51 @@ import math
 import torch
 
 import drifting_min as dm
-from course import check_close, check_tensor, check_true, draw, exercise, generator, randn
+from course import (
+    call_unchanged,
+    check_close,
+    check_dtype,
+    check_no_graph,
+    check_tensor,
+    check_true,
+    draw,
+    exercise,
+    generator,
+    randn,
+)
 
 KERNELS = ("gaussian", "laplace")
+
+# Float32 checks compare with drifting_min in float64 on the same (float32) inputs. Float32 keeps about seven
+# digits; at tau = 0.02 a logit of about -1e4 carries an absolute error near 1e-3, so the weights, and the
+# fields, agree to about 1e-3 relative: the tolerance below is looser than float64's by that much.
+F32_RTOL, F32_ATOL = 2e-3, 2e-3
+SMALL_TAU = 0.02
+
+
+def far_float32(seed: int, *shapes, offset: float = 3.0):
+    """Float32 point sets of the given shapes: the first near the origin, the others about ``offset`` away
+    (each centred at a different angle). At tau = 0.02 every exp(logit) between the first set and the others
+    is 0 in float32 (Gaussian logits near -1e4, Laplace near -150): exp / sum gives 0 / 0 there."""
+    sets = draw(seed, *shapes, scale=0.3)
+    out = [sets[0]]
+    for k, points in enumerate(sets[1:]):
+        angle = torch.tensor(2.0 * math.pi * k / max(1, len(sets) - 1) + 0.3, dtype=torch.float64)
+        out.append(points + offset * torch.stack([angle.cos(), angle.sin()]))
+    return [p.float() for p in out]
+
+
+def check_float32(got, expected, shape, *, name: str, prop: str, hint: str = ""):
+    """A float32 result: float32 dtype, finite, and within F32_RTOL / F32_ATOL of the float64 ``expected``."""
+    check_dtype(got, torch.float32, name=name,
+                hint="build every intermediate from the inputs (torch.zeros_like(x), dtype=x.dtype), never .double()")
+    check_tensor(got, shape, name=name, hint=hint)
+    check_close(got, expected, rtol=F32_RTOL, atol=F32_ATOL, prop=prop, hint=hint)
+
+
+SOFTMAX_HINT = ("the property that broke is stability in float32 at a small temperature; a NaN here usually "
+                "means exp(logits) / sum(exp(logits)) underflowed to 0 / 0: torch.softmax (or log_softmax) "
+                "subtracts each row's largest logit first")
 
 
 def gaussian_kde_score_autograd(x: torch.Tensor, data: torch.Tensor, tau: float) -> torch.Tensor:
@@ -75,6 +117,21 @@ def test_ex3_1_translation_equivariance_and_one_target(ex):
                 hint="the weights must be normalised over the targets, one softmax per query (dim=1)")
 
 
+@exercise("3.1", "mean_shift")
+def test_ex3_1_float32_small_tau_and_inputs_unchanged(ex):
+    x, y = far_float32(30, (6, 2), (9, 2))
+    for kernel in KERNELS:
+        got = call_unchanged(ex.mean_shift, x, y, 0.5, kernel)
+        check_float32(got, dm.mean_shift(x.double(), y.double(), 0.5, kernel), (6, 2),
+                      name=f"mean_shift of float32 inputs ({kernel}, tau = 0.5)",
+                      prop=f"float32 inputs give the float64 result, to float32 accuracy ({kernel}, tau = 0.5)")
+        got = call_unchanged(ex.mean_shift, x, y, SMALL_TAU, kernel)
+        check_float32(got, dm.mean_shift(x.double(), y.double(), SMALL_TAU, kernel), (6, 2),
+                      name=f"mean_shift in float32 at tau = {SMALL_TAU} ({kernel})",
+                      prop=f"stability: finite and right in float32 at tau = {SMALL_TAU}, targets 3 away ({kernel})",
+                      hint=SOFTMAX_HINT)
+
+
 # ------------------------------------------------------------------------------------------------ 3.2 find_modes
 
 
@@ -90,7 +147,7 @@ def _two_clusters(seed: int = 3):
 def test_ex3_2_matches_reference_iterations(ex):
     x0, data = draw(4, (6, 2), (15, 2))
     tau, n_steps = 0.5, 7
-    got = ex.find_modes(x0, data, tau, n_steps)
+    got = call_unchanged(ex.find_modes, x0, data, tau, n_steps)
     check_tensor(got, (n_steps + 1, 6, 2), name="find_modes(x0, data, tau, n_steps)",
                  hint="return the whole path, (n_steps + 1) x N x D, starting with x0")
     expected = [x0]
@@ -177,6 +234,18 @@ def test_ex3_3_gaussian_is_a_score_difference(ex):
                 hint="V is a displacement: shifting everything together must not change it")
 
 
+@exercise("3.3", "drift_field")
+def test_ex3_3_float32_small_tau_and_inputs_unchanged(ex):
+    x, y_pos, y_neg = far_float32(31, (6, 2), (8, 2), (7, 2))
+    for kernel in KERNELS:
+        for tau in (0.5, SMALL_TAU):
+            got = call_unchanged(ex.drift_field, x, y_pos, y_neg, tau, kernel)
+            check_float32(got, dm.drift_field(x.double(), y_pos.double(), y_neg.double(), tau, kernel), (6, 2),
+                          name=f"drift_field of float32 inputs ({kernel}, tau = {tau})",
+                          prop=f"float32 inputs: dtype kept, finite, and the float64 value to float32 accuracy "
+                          f"({kernel}, tau = {tau}, both sets 3 away)", hint=SOFTMAX_HINT)
+
+
 # ------------------------------------------------------------------------------------------------ 3.4 drift_field_joint
 
 
@@ -205,6 +274,18 @@ def test_ex3_4_pairs_properties(ex):
         v = ex.drift_field_joint(x, y_pos, y_neg, 0.5, kernel)
         check_close(ex.drift_field_joint(x, y_neg, y_pos, 0.5, kernel), -v,
                     prop=f"anti-symmetry of the joint form ({kernel})", hint="the difference is y+_j - y-_k")
+
+
+@exercise("3.4", "drift_field_joint")
+def test_ex3_4_float32_small_tau_and_inputs_unchanged(ex):
+    x, y_pos, y_neg = far_float32(32, (5, 2), (6, 2), (4, 2))
+    for kernel in KERNELS:
+        for tau in (0.5, SMALL_TAU):
+            got = call_unchanged(ex.drift_field_joint, x, y_pos, y_neg, tau, kernel)
+            check_float32(got, dm.drift_field(x.double(), y_pos.double(), y_neg.double(), tau, kernel), (5, 2),
+                          name=f"drift_field_joint of float32 inputs ({kernel}, tau = {tau})",
+                          prop=f"float32 inputs: dtype kept, finite, and the float64 value to float32 accuracy "
+                          f"({kernel}, tau = {tau}, both sets 3 away)", hint=SOFTMAX_HINT)
 
 
 # ------------------------------------------------------------------------------------------------ 3.5 Laplace
@@ -254,6 +335,17 @@ def test_ex3_5_limits(ex):
     check_close(on_data, torch.full_like(on_data, tau**2), atol=1e-9,
                 prop="at a data point far from all others, rho = tau^2, the Gaussian kernel's constant",
                 hint="weight the distances by the Laplace softmax over the data, not a plain mean")
+
+
+@exercise("3.5", "laplace_preconditioner")
+def test_ex3_5_float32_small_tau_and_inputs_unchanged(ex):
+    x, data = far_float32(33, (6, 2), (9, 2))
+    for tau in (0.5, SMALL_TAU):
+        got = call_unchanged(ex.laplace_preconditioner, x, data, tau)
+        check_float32(got, dm.laplace_preconditioner(x.double(), data.double(), tau), (6, 1),
+                      name=f"laplace_preconditioner of float32 inputs (tau = {tau})",
+                      prop=f"float32 inputs: dtype kept, finite, and the float64 value to float32 accuracy "
+                      f"(tau = {tau}, data 3 away)", hint=SOFTMAX_HINT)
 
 
 # ------------------------------------------------------------------------------------------------ 3.6 batch form
@@ -333,3 +425,32 @@ def test_ex3_6_self_mask_is_exact(ex):
     pair = ex.batch_drift_field(x, y_pos, None, 0.5, "laplace")
     check_close(pair, dm.batch_drift_field(x, y_pos, None, 0.5, "laplace"),
                 prop="two queries: each one's only negative is the other", hint="mask the diagonal of the negative block")
+
+
+@exercise("3.6", "batch_drift_field")
+def test_ex3_6_float32_small_tau_and_inputs_unchanged(ex):
+    x, y_pos, y_neg = far_float32(34, (8, 2), (10, 2), (6, 2))
+    for y in (None, y_neg):
+        for kernel, tau in (("laplace", 0.5), ("laplace", SMALL_TAU), ("gaussian", SMALL_TAU)):
+            got = call_unchanged(ex.batch_drift_field, x, y_pos, y, tau, kernel)
+            negatives = "the queries" if y is None else "explicit negatives"
+            ref = dm.batch_drift_field(x.double(), y_pos.double(), None if y is None else y.double(), tau, kernel)
+            check_float32(got, ref, (8, 2), name=f"batch_drift_field of float32 inputs ({kernel}, tau = {tau})",
+                          prop=f"float32 inputs: dtype kept, finite, and the float64 value to float32 accuracy "
+                          f"({kernel}, tau = {tau}, negatives: {negatives}, positives 3 away)",
+                          hint=SOFTMAX_HINT + "; the softmax over the queries (dim=0) needs it as much as dim=1")
+
+
+@exercise("3.6", "batch_drift_field")
+def test_ex3_6_field_is_a_constant_for_autograd(ex):
+    x, y_pos = _batch_inputs(22)
+    (y_neg,) = draw(23, (5, 2))
+    x, y_pos, y_neg = (t.clone().requires_grad_(True) for t in (x, y_pos, y_neg))
+    for y in (None, y_neg):
+        got = ex.batch_drift_field(x, y_pos, y, 0.5, "laplace")
+        check_tensor(got, (9, 2), name="batch_drift_field of inputs that require grad")
+        check_no_graph(got, name="the batch drift field of x that requires grad",
+                       hint="the field is a regression target: compute it from x.detach() (and detached "
+                       "y_pos, y_neg), or under torch.no_grad()")
+        check_close(got, dm.batch_drift_field(x.detach(), y_pos.detach(), None if y is None else y.detach(), 0.5),
+                    prop="the same value as with detached inputs")

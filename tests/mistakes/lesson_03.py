@@ -27,9 +27,17 @@ def _logits(x, y, tau, kernel, *, squared_laplace=False, tau_not_squared=False, 
     return -(d.square() if squared_laplace else d) / tau
 
 
-def _shift(x, y, tau, kernel="gaussian", dim=1, subtract_x=True, **slips):
+def _naive_softmax(logits, dim):
+    """exp / sum without subtracting the largest logit: 0 / 0 once every exp underflows."""
+    e = logits.exp()
+    return e / e.sum(dim, keepdim=True)
+
+
+def _shift(x, y, tau, kernel="gaussian", dim=1, subtract_x=True, naive=False, **slips):
     logits = _logits(x, y, tau, kernel, **slips)
-    if dim == 1:
+    if naive:
+        w = _naive_softmax(logits, dim)
+    elif dim == 1:
         w = torch.softmax(logits, dim=1)
     else:  # normalised over the queries instead of the targets
         w = torch.softmax(logits, dim=0)
@@ -38,9 +46,9 @@ def _shift(x, y, tau, kernel="gaussian", dim=1, subtract_x=True, **slips):
 
 
 def _batch(x, y_pos, y_neg=None, tau=0.05, kernel="laplace", *, mask="-inf", combine="geometric", cross=True,
-           squared_laplace=False, mask_block="neg"):
+           squared_laplace=False, mask_block="neg", detach=True, naive=False):
     """The batch field with one deliberate slip switched on (mirrors solutions/03 3.6 otherwise)."""
-    x = x.detach()
+    x = x.detach() if detach else x
     self_neg = y_neg is None
     y_neg = x if self_neg else y_neg.detach()
     k = y_neg.shape[0]
@@ -53,7 +61,8 @@ def _batch(x, y_pos, y_neg=None, tau=0.05, kernel="laplace", *, mask="-inf", com
         else:  # the diagonal of the positive block instead
             eye = torch.eye(x.shape[0], y_pos.shape[0], dtype=torch.bool)
             logits[:, k:] = logits[:, k:].masked_fill(eye, value)
-    row, col = torch.softmax(logits, dim=1), torch.softmax(logits, dim=0)
+    softmax = _naive_softmax if naive else torch.softmax
+    row, col = softmax(logits, dim=1), softmax(logits, dim=0)
     if combine == "geometric":
         a = (row * col).sqrt()
     elif combine == "arithmetic":
@@ -112,6 +121,8 @@ def _rho(*, weights="laplace", form="right"):
             w = torch.softmax(-r.square() / tau, dim=1)
         else:  # a plain mean over the data
             w = torch.full_like(r, 1.0 / r.shape[1])
+        if weights == "naive":
+            w = _naive_softmax(-r / tau, 1)
         r_bar = (w * r).sum(1, keepdim=True)
         if form == "right":
             return tau * (tau + r_bar)
@@ -137,6 +148,12 @@ MISTAKES = [
             lambda f, m: lambda x, y, tau, kernel="gaussian": _shift(x, y, tau, kernel, subtract_x=False)),
     Mistake("3.1", "mean_shift", "returns the score (divided by tau^2) instead of the mean shift",
             lambda f, m: lambda x, y, tau, kernel="gaussian": f(x, y, tau, kernel) / tau**2),
+    Mistake("3.1", "mean_shift", "softmax written as exp / sum (0 / 0 in float32 at a small temperature)",
+            lambda f, m: lambda x, y, tau, kernel="gaussian": _shift(x, y, tau, kernel, naive=True)),
+    Mistake("3.1", "mean_shift", "always returns float64 (computes in double and never casts back)",
+            lambda f, m: lambda x, y, tau, kernel="gaussian": f(x.double(), y.double(), tau, kernel)),
+    Mistake("3.1", "mean_shift", "centres the queries and the targets in place (the inputs are modified)",
+            lambda f, m: _mean_shift_centred_in_place(f)),
     # 3.2 find_modes
     Mistake("3.2", "find_modes", "steps down the density (x - V+)", lambda f, m: _find_modes_scaled(lambda tau: -1.0)),
     Mistake("3.2", "find_modes", "half steps (x + V+ / 2)", lambda f, m: _find_modes_scaled(lambda tau: 0.5)),
@@ -156,6 +173,9 @@ MISTAKES = [
     Mistake("3.3", "drift_field", "tau instead of tau^2 in the Gaussian logits",
             lambda f, m: lambda x, yp, yn, tau, kernel="gaussian": _shift(x, yp, tau, kernel, tau_not_squared=True)
             - _shift(x, yn, tau, kernel, tau_not_squared=True)),
+    Mistake("3.3", "drift_field", "softmax written as exp / sum (0 / 0 in float32 at a small temperature)",
+            lambda f, m: lambda x, yp, yn, tau, kernel="gaussian": _shift(x, yp, tau, kernel, naive=True)
+            - _shift(x, yn, tau, kernel, naive=True)),
     # 3.4 drift_field_joint
     Mistake("3.4", "drift_field_joint", "flipped sign (y-_k - y+_j)",
             lambda f, m: lambda x, yp, yn, tau, kernel="gaussian": _joint(x, yp, yn, tau, kernel, sign=-1.0)),
@@ -165,12 +185,16 @@ MISTAKES = [
             lambda f, m: lambda x, yp, yn, tau, kernel="gaussian": _joint(x, yp, yn, tau, kernel, tau_not_squared=True)),
     Mistake("3.4", "drift_field_joint", "squared instead of plain distance for the Laplace kernel",
             lambda f, m: lambda x, yp, yn, tau, kernel="gaussian": _joint(x, yp, yn, tau, kernel, squared_laplace=True)),
+    Mistake("3.4", "drift_field_joint", "always returns float64",
+            lambda f, m: lambda x, yp, yn, tau, kernel="gaussian": f(x.double(), yp.double(), yn.double(), tau, kernel)),
     # 3.5 laplace_preconditioner
     Mistake("3.5", "laplace_preconditioner", "tau + r_bar, forgetting the factor tau", lambda f, m: _rho(form="no_tau")),
     Mistake("3.5", "laplace_preconditioner", "tau^2 + r_bar", lambda f, m: _rho(form="tau_squared")),
     Mistake("3.5", "laplace_preconditioner", "weights from squared distances", lambda f, m: _rho(weights="squared")),
     Mistake("3.5", "laplace_preconditioner", "plain mean distance instead of the kernel-weighted one",
             lambda f, m: _rho(weights="uniform")),
+    Mistake("3.5", "laplace_preconditioner", "softmax written as exp / sum (0 / 0 in float32 at a small temperature)",
+            lambda f, m: _rho(weights="naive")),
     # 3.6 batch_drift_field
     Mistake("3.6", "batch_drift_field", "missing self-mask", lambda f, m: _batch_with(mask="none")),
     Mistake("3.6", "batch_drift_field", "a large finite logit (-1e4) instead of -inf for the self-mask",
@@ -185,7 +209,22 @@ MISTAKES = [
     Mistake("3.6", "batch_drift_field", "squared instead of plain distance for the Laplace kernel",
             lambda f, m: _batch_with(squared_laplace=True)),
     Mistake("3.6", "batch_drift_field", "flipped sign (W- y- - W+ y+)", lambda f, m: lambda *a, **k: -f(*a, **k)),
+    Mistake("3.6", "batch_drift_field", "no detach: the field keeps the graph of x", lambda f, m: _batch_with(detach=False)),
+    Mistake("3.6", "batch_drift_field", "both softmaxes written as exp / sum (0 / 0 in float32 at a small temperature)",
+            lambda f, m: _batch_with(naive=True)),
 ]
+
+
+def _mean_shift_centred_in_place(correct):
+    def wrong(x, targets, tau, kernel="gaussian"):
+        # Centring is harmless for the value (mean shift is translation equivariant), but it is done in place.
+        centre = targets.mean(dim=0).clone()
+        x.sub_(centre)
+        if targets is not x:
+            targets.sub_(centre)
+        return correct(x, targets, tau, kernel)
+
+    return wrong
 
 
 def _union_field(x, y_pos, y_neg, tau, kernel):
