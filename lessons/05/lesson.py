@@ -192,6 +192,8 @@ print(f"{cfg.steps} steps in {seconds:.1f} s; floor_ratio = {result['floor_ratio
 # Training as it happens: samples (orange) over the data (grey), and the field (blue) at each snapshot.
 
 # %%
+from drifting_min import multi_temperature_drift  # for the raw field sizes printed under the figure
+
 field_fn = learner_or_reference(ex.field_on_grid, ref.field_on_grid)
 moons = toys.sample_data("two_moons", 600, seed=1)
 fig, axes = plt.subplots(1, len(frames), figsize=(4 * len(frames), 4))
@@ -204,6 +206,11 @@ for ax, (step, samples) in zip(axes, frames):
 axes[0].legend(loc="lower left", fontsize=8, markerscale=4)
 show(fig)
 
+print("raw (1/N) sum |V_tau|^2 at the 600 samples, before normalisation:")
+for step, samples in frames:
+    _, raw = multi_temperature_drift(samples, moons, None, cfg.taus, cfg.kernel, cfg.normalisation)
+    print(f"  step {step:>4}: " + ", ".join(f"tau={t}: {r:.1e}" for t, r in zip(cfg.taus, raw)))
+
 fig, ax = plt.subplots(figsize=(5, 3))
 ax.semilogy(losses)
 ax.set(title="loss of the normalised field (not a progress measure)", xlabel="step", ylabel="$L$")
@@ -211,9 +218,16 @@ show(fig)
 
 # %% [markdown]
 # At step 0 every sample sits near the origin and the arrows point out towards the data. The samples
-# spread, then fill the moons; by the end the arrows are short and disordered: $V \approx 0$, the
-# equilibrium $q = p$ of lesson 01. The loss barely moves: each temperature's field is rescaled to unit mean
-# square, so $L$ stays near $(\#\tau)$ times a constant. Progress is what the metric and the pictures show.
+# spread, then fill the moons; by the end the arrows no longer share a direction: they are local corrections
+# that change from place to place. Their *length* cannot show the field shrinking: in every snapshot each
+# temperature's field is rescaled to unit root mean square over the grid, so the arrows have the same overall
+# size in every panel, however strong or weak the field is. The raw sizes are printed under the figure, at the
+# samples and before normalisation: from step 30 to the end they fall, by a factor of about 3 at the smallest
+# temperature and about 30 at the largest. At step 0 they are smallest of all, because samples far from every
+# data point get tiny batch weights (the reason each temperature is normalised), so the raw size is no progress
+# measure either; nor would a field that vanished at every sample prove $q = p$ (lesson 01, section 4). The loss
+# barely moves: each temperature's field is rescaled to unit mean square, so $L$ stays near $(\#\tau)$ times a
+# constant. Progress is what the metric and the pictures show.
 #
 # ## 5. Does the generator cover every mode?
 #
@@ -304,9 +318,12 @@ for group in ("anti-symmetry", "collapsed start", "batch size"):
 # 177.14 FID for attraction only, against 8.46 (Deng et al. 2026); lesson 04 showed why: at $q = p$ the field
 # no longer vanishes.
 #
-# **A collapsed start.** Every sample starts on one mode of the eight Gaussians, $(2, 0)$. The normalised
-# multi-temperature field pushes them out again: repulsion between coincident samples is strong, and the
-# largest temperature reaches along the circle. In 3,000 steps the samples spread around the whole circle and
+# **A collapsed start.** Every sample starts on one mode of the eight Gaussians, $(2, 0)$. Samples that
+# coincided exactly would push each other nowhere, and at an exact mode of $p_\tau$ the whole field would vanish
+# (lesson 01, section 4). These start almost coincident (a spread of about $2\cdot10^{-5}$: the generator's last
+# layer is shrunk, not zeroed), so the raw field is small, with a root mean square of order $10^{-4}$ to $10^{-3}$
+# across the three temperatures. The per-temperature normalisation rescales each to unit size; the repulsion
+# between nearby samples then spreads them, and the largest temperature reaches along the circle. In 3,000 steps the samples spread around the whole circle and
 # cover about half of the modes, with mass still strung between them (the table's ratio and mode count say
 # how far it got); it keeps improving with more steps. With the published demo's single raw temperature
 # 0.05 and no normalisation, the field at a sample 1.5 units from the next mode is vanishingly small and the
