@@ -1,0 +1,86 @@
+"""Every setting of the CIFAR-10 trainer, written once.
+
+``CifarConfig`` is the single place where a knob, its default and its help text live; the command-line options
+of ``python -m drifting_min.cifar`` are made from it. A run stores its config next to its checkpoints, and the
+same command again (same ``--out``) resumes with it.
+
+The defaults are sized for one H100/H200-class GPU: the encoder trains for about a minute, the generator for
+about six (``gen_steps`` steps of ``batch_gen`` generated images against ``batch_real`` real ones), in bf16
+autocast with the distances and softmaxes in float32. On a CPU use a tiny configuration (see ``TINY``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Literal
+
+from ..cli import setting as _opt
+
+
+@dataclass
+class CifarConfig:
+    # -- data
+    data: str = _opt("download", "training images: 'download' (the official CIFAR-10 python archive, md5-checked, "
+                     "kept in --data-dir), a cifar-10-python.tar.gz, or a folder or .zip of images with one "
+                     "subfolder per class")
+    test_data: str = _opt("", "test images for the encoder's accuracy (same formats; default: the archive's test "
+                          "batch, else a held-out 5% of the training images)")
+    data_dir: str = _opt("data/cifar10", "where 'download' puts the archive (and its decoded cache)")
+    # -- encoder (the feature space of the kernel)
+    encoder: str = _opt("", "weights file of another encoder (an encoder.pt written by a run, or a TorchScript "
+                        "module with feature_maps); default: train our own and cache it in the run folder")
+    encoder_width: int = _opt(32, "channels of the own encoder's first stage (stages: w, 2w, 4w, 8w)")
+    encoder_epochs: float = _opt(12.0, "epochs of supervised training of the own encoder")
+    encoder_batch: int = _opt(512, "batch size of the encoder's training")
+    encoder_lr: float = _opt(2e-3, "peak AdamW learning rate of the encoder (one-cycle schedule)")
+    # -- generator
+    conditional: bool = _opt(False, "class-conditional generator (per-class batches); default unconditional")
+    noise_dim: int = _opt(128, "dimension of the generator's Gaussian noise")
+    gen_width: int = _opt(64, "channels of the generator's last (32x32) stage; earlier stages 2x, 4x, 8x")
+    # -- loss (drifting_min.features)
+    taus: tuple[float, ...] = _opt((0.02, 0.05, 0.2), "temperatures (in units of the feature's mean distance)")
+    raw_feature: bool = _opt(True, "also drift the raw pixels (one more feature)")
+    # -- batch
+    batch_gen: int = _opt(256, "generated images a step (negatives); conditional: split evenly over the classes")
+    batch_real: int = _opt(256, "real images a step (positives); conditional: split evenly over the classes")
+    # -- optimisation
+    gen_steps: int = _opt(8000, "generator steps")
+    lr: float = _opt(3e-4, "peak AdamW learning rate of the generator (betas 0.9, 0.95)")
+    warmup: int = _opt(300, "linear warm-up steps of the learning rate")
+    decay: Literal["none", "cosine"] = _opt("cosine", "after warm-up: constant ('none') or cosine to 10% of lr")
+    weight_decay: float = _opt(0.0, "AdamW weight decay of the generator")
+    clip: float = _opt(2.0, "gradient-norm clip")
+    ema: float = _opt(0.999, "EMA decay of the generator's weights (half-life about 700 steps)")
+    # -- run
+    seed: int = _opt(0, "seed of weights, noise and data order")
+    device: str = _opt("auto", "auto (cuda if available), cpu, cuda, cuda:1, ...")
+    amp: bool = _opt(True, "bf16 autocast on CUDA (CPU always runs float32)")
+    minutes: float = _opt(0.0, "cap on this invocation's wall time (0: none); it ends with a checkpoint")
+    ckpt_every: int = _opt(1000, "checkpoint every this many steps (and at the end)")
+    grid_every: int = _opt(1000, "sample grid every this many steps (and at the end)")
+    log_every: int = _opt(50, "log a line every this many steps")
+    threads: int = _opt(0, "torch.set_num_threads (0: torch's choice)")
+
+    def __post_init__(self):
+        self.taus = tuple(float(t) for t in self.taus)
+        if not self.taus or min(self.taus) <= 0:
+            raise ValueError(f"temperatures must be positive, got {self.taus}")
+        if self.batch_gen < 2 or self.batch_real < 1:
+            raise ValueError("batch_gen >= 2 and batch_real >= 1 are needed")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+        if self.decay not in ("none", "cosine"):
+            raise ValueError(f"decay must be 'none' or 'cosine', got {self.decay!r}")
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CifarConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+# A configuration that trains end to end on a CPU in seconds (tests, the TINY GPU-script mode, the benchmark).
+TINY = dict(encoder_width=8, encoder_epochs=2.0, encoder_batch=64, gen_width=8, noise_dim=16, batch_gen=20,
+            batch_real=20, gen_steps=6, warmup=2, ckpt_every=3, grid_every=3, log_every=1, device="cpu")

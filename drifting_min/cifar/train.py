@@ -1,0 +1,360 @@
+"""Training: the encoder stage, then the generator under the feature-space drifting loss.
+
+One generator step (``train_step``):
+
+    eps, labels  = noise and classes of step s              (a function of (seed, s) only; data.noise)
+    x            = generator(eps, labels)                   (bf16 autocast on CUDA)
+    y            = the real images of step s                 (data.RealSampler)
+    features     = multiscale_features(encoder.feature_maps(.)) + the raw pixels, of x and of y
+    loss         = sum over features of the released batch loss (features.feature_drift_loss; every feature's
+                   groups in one batched call, distances and softmaxes in float32); a conditional run puts
+                   each class in its own groups, so generated images meet only real images of their class
+    AdamW (0.9, 0.95), gradient norm clipped at 2.0, warm-up then cosine decay, EMA of the weights.
+
+EMA. ema <- d ema + (1 - d) w with d = min(cfg.ema, (1 + s) / (10 + s)): the usual warm-up of the decay, so
+that the first hundred steps do not keep the random initialisation in the average. At d = 0.999 the average's
+half-life is about 700 steps: long enough to smooth the step-to-step noise of a batch loss, short enough for
+the default 8,000-step run to forget its first half.
+
+Run folder (``--out``): config.json, encoder.pt (the own encoder and its test accuracy), ckpt.pt (everything
+needed to resume), ema.pt (the EMA weights alone, under 16 MB), log.jsonl, grid.png and grids/. Files are
+written to a temporary name and renamed (``os.replace``), so a run killed at any moment leaves the last
+complete checkpoint. The same command again resumes from it: the data order, the noise and the learning rate
+are functions of (seed, step), so the resumed run continues exactly as an uninterrupted one would (bit for bit
+on a CPU). Ctrl-C and SIGTERM stop at the end of the current step and save; ``--minutes`` does the same when
+time is up; a non-finite loss stops with ``NonFiniteLoss`` and leaves the last good checkpoint untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..features import feature_drift_loss, multiscale_features
+from .config import CifarConfig
+from .data import RealSampler, fingerprint, load_images, noise, to_float
+from .encoder import accuracy, freeze, load_encoder, numpy_to_device, save_encoder, train_encoder
+from .generator import Generator
+from .sample import grid_of
+
+# settings that may change between the invocations of one run (they do not change the schedule)
+RUN_CONTROL = ("data", "test_data", "data_dir", "device", "minutes", "ckpt_every", "grid_every", "log_every",
+               "threads")
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss or the gradient became NaN or infinite; the last good checkpoint is kept."""
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def save_atomic(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+# ------------------------------------------------------------------------------------------ stages
+
+
+def prepare_data(cfg: CifarConfig, out: Path, device: torch.device) -> dict:
+    """Training images (uint8, on ``device``), labels, the test split for the encoder, the fingerprint."""
+    images, labels = load_images(cfg.data, "train", cfg.data_dir, cache_dir=out / "cache")
+    held_out = False
+    if cfg.test_data:
+        test = load_images(cfg.test_data, "test", cfg.data_dir, cache_dir=out / "cache")
+    elif str(cfg.data) == "download" or str(cfg.data).endswith((".tar.gz", ".tgz", ".tar")):
+        test = load_images(cfg.data, "test", cfg.data_dir, cache_dir=out / "cache")
+    else:  # hold out 5% of the training images (a fixed choice) to measure the encoder
+        order = np.random.default_rng(12345).permutation(len(images))
+        k = max(1, len(images) // 20)
+        test, held_out = (images[order[:k]], labels[order[:k]]), True
+    return {"images": torch.from_numpy(images).to(device), "labels": torch.from_numpy(labels),
+            "test": test, "fingerprint": fingerprint(images, labels), "classes": int(labels.max()) + 1,
+            "held_out": held_out}
+
+
+def prepare_encoder(cfg: CifarConfig, out: Path, data: dict, device: torch.device, progress: bool):
+    """The frozen encoder and a description of it for the logs: another encoder's file, the cached own
+    encoder of this run, or a new own encoder trained now (and cached)."""
+    if cfg.encoder:
+        enc, info = load_encoder(cfg.encoder, device)
+        return freeze(enc), {"encoder": f"file:{cfg.encoder}", **{k: v for k, v in info.items() if k != "kind"}}
+    path = out / "encoder.pt"
+    want = {"data_fingerprint": data["fingerprint"], "width": cfg.encoder_width, "epochs": cfg.encoder_epochs,
+            "seed": cfg.seed}
+    if path.exists():
+        enc, info = load_encoder(path, device)
+        if all(info.get(k) == v for k, v in want.items()):
+            return freeze(enc), {"encoder": "own (cached)", "test_accuracy": info.get("test_accuracy")}
+    t0 = time.time()
+    images = data["images"].permute(0, 3, 1, 2).float() / 127.5 - 1.0
+    if data["held_out"]:  # do not train on the held-out images
+        keep = np.ones(len(images), dtype=bool)
+        keep[np.random.default_rng(12345).permutation(len(images))[: len(data["test"][0])]] = False
+        images, labels = images[torch.from_numpy(keep).to(device)], data["labels"][keep]
+    else:
+        labels = data["labels"]
+    enc = train_encoder(images, labels.to(device), width=cfg.encoder_width, num_classes=data["classes"],
+                        epochs=cfg.encoder_epochs, batch=cfg.encoder_batch, lr=cfg.encoder_lr, seed=cfg.seed,
+                        amp=cfg.amp, progress=progress)
+    test_x, test_y = numpy_to_device(*data["test"], device)
+    acc = accuracy(enc, test_x, test_y)
+    seconds = time.time() - t0
+    save_encoder(enc, path, test_accuracy=acc, seconds=seconds, test_images=len(test_y), **want)
+    print(f"own encoder: test accuracy {acc:.4f} on {len(test_y)} images, trained in {seconds:.1f} s")
+    enc, _ = load_encoder(path, device)  # the same weights in the same layout as a resumed run will use
+    return freeze(enc), {"encoder": "own", "test_accuracy": acc, "encoder_seconds": round(seconds, 1)}
+
+
+# ------------------------------------------------------------------------------------------ one step
+
+
+def learning_rate(step: int, cfg: CifarConfig) -> float:
+    """Linear warm-up over ``cfg.warmup`` steps, then constant or cosine down to 10% of ``cfg.lr``."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    if cfg.decay == "none":
+        return cfg.lr
+    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.gen_steps - cfg.warmup))
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+@torch.no_grad()
+def ema_update(ema: torch.nn.Module, net: torch.nn.Module, step: int, decay: float) -> None:
+    d = min(decay, (1 + step) / (10 + step))
+    for pe, p in zip(ema.parameters(), net.parameters()):
+        pe.lerp_(p.detach(), 1 - d)
+
+
+def drift_features(encoder, images: torch.Tensor, raw: bool) -> dict[str, torch.Tensor]:
+    """The features the loss compares: multi-scale features of every encoder stage, plus the raw pixels."""
+    feats = multiscale_features(encoder.feature_maps(images))
+    if raw:
+        feats["raw"] = images.flatten(1)[None]
+    return feats
+
+
+def by_class(feats: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
+    """[G, K n, C] with samples class by class -> [G K, n, C]: each class in its own groups."""
+    return {name: f.reshape(f.shape[0] * k, f.shape[1] // k, f.shape[2]) for name, f in feats.items()}
+
+
+def feature_loss(encoder, gen_images, real_images, cfg: CifarConfig, k: int = 1) -> tuple[torch.Tensor, dict]:
+    """The summed feature-space loss, and the raw mean square force per temperature summed over features."""
+    fg = drift_features(encoder, gen_images, cfg.raw_feature)
+    with torch.no_grad():
+        fr = drift_features(encoder, real_images, cfg.raw_feature)
+    if k > 1:
+        fg, fr = by_class(fg, k), by_class(fr, k)
+    try:
+        loss, info = feature_drift_loss(fg, fr, taus=cfg.taus)
+    except ValueError as e:
+        if "NaN or Inf" in str(e):
+            raise NonFiniteLoss(f"non-finite features ({e})") from e
+        raise
+    raw = [sum(v["raw_drift_sq"][i] for v in info.values()) for i in range(len(cfg.taus))]
+    return loss, {"raw_drift_sq": raw}
+
+
+class Trainer:
+    """The generator, its EMA, the optimiser and the step count, with the data and the frozen encoder."""
+
+    def __init__(self, cfg: CifarConfig, data: dict, encoder, device: torch.device):
+        self.cfg, self.data, self.encoder, self.device = cfg, data, encoder, device
+        self.k = data["classes"] if cfg.conditional else 1
+        torch.manual_seed(cfg.seed)
+        self.net = Generator(cfg.noise_dim, cfg.gen_width, data["classes"] if cfg.conditional else 0).to(device)
+        self.ema = copy.deepcopy(self.net).eval().requires_grad_(False)
+        self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.95),
+                                     weight_decay=cfg.weight_decay)
+        self.real = RealSampler(data["labels"], cfg.seed, cfg.batch_real, per_class=cfg.conditional)
+        self.step = 0
+        self.amp = cfg.amp and device.type == "cuda"
+
+    def gen_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        eps = noise(step, self.cfg.batch_gen, self.cfg.noise_dim, self.cfg.seed).to(self.device)
+        if not self.cfg.conditional:
+            return eps, None
+        labels = torch.arange(self.k).repeat_interleave(self.cfg.batch_gen // self.k)
+        return eps, labels.to(self.device)
+
+    def real_batch(self, step: int) -> torch.Tensor:
+        return to_float(self.data["images"][self.real(step).to(self.device)])
+
+    def train_step(self) -> dict:
+        """One optimiser step; raises NonFiniteLoss (before touching the weights) if the loss or gradient is
+        not finite."""
+        step, cfg = self.step, self.cfg
+        lr = learning_rate(step, cfg)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        eps, labels = self.gen_batch(step)
+        real = self.real_batch(step)
+        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            images = self.net(eps, labels)
+            loss, info = feature_loss(self.encoder, images, real, cfg, self.k)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.clip)
+        values = torch.stack([loss.detach().float(), grad_norm.float()]).tolist()
+        if not all(math.isfinite(v) for v in values):
+            raise NonFiniteLoss(f"loss {values[0]} and gradient norm {values[1]} at step {step}")
+        self.opt.step()
+        ema_update(self.ema, self.net, step, cfg.ema)
+        self.step += 1
+        return {"loss": values[0], "grad_norm": values[1], "lr": lr, **info}
+
+    def state(self) -> dict:
+        return {"step": self.step, "config": self.cfg.to_dict(), "arch": self.net.arch(),
+                "generator": self.net.state_dict(), "ema": self.ema.state_dict(),
+                "optimizer": self.opt.state_dict(), "data_fingerprint": self.data["fingerprint"],
+                "rng_cpu": torch.get_rng_state()}
+
+    def load(self, state: dict) -> None:
+        self.net.load_state_dict(state["generator"])
+        self.ema.load_state_dict(state["ema"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.step = int(state["step"])
+        torch.set_rng_state(state["rng_cpu"])
+
+    def save(self, out: Path, encoder_info: dict) -> None:
+        """ckpt.pt (to resume) and ema.pt (the EMA weights alone), each written atomically."""
+        save_atomic({**self.state(), "encoder": encoder_info}, out / "ckpt.pt")
+        save_atomic({"arch": self.net.arch(), "ema": self.ema.state_dict(), "step": self.step,
+                     "config": self.cfg.to_dict(), "encoder": encoder_info}, out / "ema.pt")
+
+
+# ------------------------------------------------------------------------------------------ the loop
+
+
+def resume_config(cfg: CifarConfig, out: Path) -> tuple[CifarConfig, dict | None]:
+    """The config to use and the checkpoint to resume from (None for a new run). A resumed run keeps its
+    stored settings, except those in RUN_CONTROL, which come from the new command."""
+    path = out / "ckpt.pt"
+    if not path.exists():
+        return cfg, None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    stored = CifarConfig.from_dict(state["config"])
+    changed = [k for k, v in cfg.to_dict().items() if k not in RUN_CONTROL and stored.to_dict()[k] != v]
+    if changed:
+        print(f"resuming {out}: keeping the run's stored {', '.join(changed)} (delete the folder to start anew)")
+    merged = CifarConfig.from_dict({**stored.to_dict(), **{k: getattr(cfg, k) for k in RUN_CONTROL}})
+    return merged, state
+
+
+def _truncate_log(log: Path, step: int) -> None:
+    """Drop log lines written after the checkpoint we resume from (they will be written again)."""
+    if log.exists():
+        lines = [ln for ln in log.read_text().splitlines() if ln.strip()]
+        keep = [ln for ln in lines if json.loads(ln).get("step", 0) <= step]
+        log.write_text("".join(ln + "\n" for ln in keep))
+
+
+class _StopFlag:
+    """SIGINT and SIGTERM set ``reason``; the loop saves and stops after the step. A second Ctrl-C aborts."""
+
+    def __init__(self):
+        self.reason, self._old = None, {}
+
+    def _handle(self, signum, frame):
+        if self.reason is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.reason = signal.Signals(signum).name
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def train(cfg: CifarConfig, out: str | Path, progress: bool = True, max_steps: int | None = None,
+          on_step=None) -> dict:
+    """Train (or resume) the run in ``out``; returns a summary. ``max_steps`` stops this invocation after that
+    many steps (with a checkpoint), as ``--minutes`` does; ``on_step(trainer)`` is called after every step."""
+    from tqdm import tqdm
+
+    t_start = time.monotonic()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg, state = resume_config(cfg, out)
+    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    device = pick_device(cfg.device)
+    data = prepare_data(cfg, out, device)
+    if state is not None and state["data_fingerprint"] != data["fingerprint"]:
+        raise ValueError(f"{out} was trained on other data (fingerprint {state['data_fingerprint']}, now "
+                         f"{data['fingerprint']}); use another --out")
+    encoder, enc_info = prepare_encoder(cfg, out, data, device, progress)
+    trainer = Trainer(cfg, data, encoder, device)
+    log = out / "log.jsonl"
+    if state is not None:
+        trainer.load(state)
+        _truncate_log(log, trainer.step)
+        print(f"resumed {out} at step {trainer.step}")
+    else:
+        log.write_text(json.dumps({"step": 0, "event": "start", **enc_info, "device": str(device)}) + "\n")
+    reason, first = "done", trainer.step
+    bar = tqdm(total=cfg.gen_steps, initial=trainer.step, disable=not progress, desc="generator")
+    t_log, n_log = time.monotonic(), 0
+    try:
+        with _StopFlag() as flag, open(log, "a") as log_file:
+            while trainer.step < cfg.gen_steps:
+                try:
+                    info = trainer.train_step()
+                except NonFiniteLoss as e:
+                    raise NonFiniteLoss(f"{e}: stopped; the last good checkpoint {out / 'ckpt.pt'} is kept "
+                                        "(lower --lr or check the data)") from None
+                n_log += 1
+                bar.update(1)
+                step = trainer.step
+                if step % cfg.log_every == 0 or step == cfg.gen_steps:
+                    now = time.monotonic()
+                    rate = n_log * cfg.batch_gen / max(now - t_log, 1e-9)
+                    line = {"step": step, **info, "images_per_s": round(rate, 1), "time": round(now - t_start, 2)}
+                    log_file.write(json.dumps(line) + "\n")
+                    log_file.flush()
+                    bar.set_postfix(loss=f"{info['loss']:.3g}", img_s=f"{rate:.0f}")
+                    t_log, n_log = now, 0
+                if step % cfg.grid_every == 0 or step == cfg.gen_steps:
+                    grid_of(trainer.ema, out / "grids" / f"step_{step:06d}.png", cfg.seed, device)
+                    (out / "grid.png").write_bytes((out / "grids" / f"step_{step:06d}.png").read_bytes())
+                if step % cfg.ckpt_every == 0 or step == cfg.gen_steps:
+                    trainer.save(out, enc_info)
+                if on_step is not None:
+                    on_step(trainer)
+                if flag.reason is not None:
+                    reason = f"interrupted ({flag.reason})"
+                    break
+                if cfg.minutes and time.monotonic() - t_start > 60 * cfg.minutes:
+                    reason = f"time limit ({cfg.minutes} min)"
+                    break
+                if max_steps is not None and step - first >= max_steps:
+                    reason = f"step limit ({max_steps} steps this call)"
+                    break
+            if trainer.step % cfg.ckpt_every:
+                trainer.save(out, enc_info)
+            elif trainer.step == first:  # nothing trained this call: still leave both files
+                trainer.save(out, enc_info)
+    finally:
+        bar.close()
+    summary = {"step": trainer.step, "stopped": reason, **enc_info, "seconds": round(time.monotonic() - t_start, 1)}
+    print(json.dumps(summary))
+    return summary

@@ -1,0 +1,258 @@
+"""drifting_min.cifar on tiny synthetic data: readers, resume-safe order, encoder, training, resume, sampling.
+
+Everything runs on a CPU in float32 with the TINY configuration (a few steps of 20 + 20 images, an 8-channel
+encoder), so the whole file takes well under a minute on two cores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import json
+import os
+import pickle
+import signal
+import tarfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from drifting_min.cifar import data as cdata
+from drifting_min.cifar.__main__ import main
+from drifting_min.cifar.config import TINY, CifarConfig
+from drifting_min.cifar.encoder import Encoder, accuracy, numpy_to_device, train_encoder
+from drifting_min.cifar.train import NonFiniteLoss, learning_rate, train
+
+K = 4  # classes of the synthetic data
+COLOURS = np.array([[230, 40, 40], [40, 200, 60], [50, 80, 230], [230, 210, 40]], dtype=np.float64)
+
+
+def synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """n 32x32 images, class c = a square of colour c at a random place over a noisy grey background."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % K
+    images = rng.normal(128, 30, size=(n, 32, 32, 3))
+    for i, c in enumerate(labels):
+        y, x = rng.integers(0, 16, size=2)
+        images[i, y:y + 16, x:x + 16] = COLOURS[c] + rng.normal(0, 15, size=(16, 16, 3))
+    return images.clip(0, 255).astype(np.uint8), labels.astype(np.int64)
+
+
+def write_archive(path: Path, n_per_batch: int = 24, seed: int = 0) -> Path:
+    """A CIFAR-10-format python archive: data_batch_1..5 and test_batch, pickled dicts of CHW rows."""
+    with tarfile.open(path, "w:gz") as tar:
+        for k, name in enumerate([f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]):
+            images, labels = synthetic(n_per_batch, seed + k)
+            rows = images.transpose(0, 3, 1, 2).reshape(len(images), -1)
+            raw = pickle.dumps({b"data": rows, b"labels": labels.tolist()})
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(raw)
+            tar.addfile(info, io.BytesIO(raw))
+    return path
+
+
+def write_folder(root: Path, n: int = 40, seed: int = 7, zip_path: Path | None = None, size: int = 32) -> Path:
+    from PIL import Image
+
+    images, labels = synthetic(n, seed)
+    for i, (im, c) in enumerate(zip(images, labels)):
+        folder = root / "train" / f"class{c}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(im).resize((size, size)).save(folder / f"{i:04d}.png")
+    if zip_path is None:
+        return root / "train"
+    with zipfile.ZipFile(zip_path, "w") as z:
+        for f in sorted((root / "train").rglob("*.png")):
+            z.write(f, f.relative_to(root).as_posix())
+    return zip_path
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory) -> Path:
+    return write_archive(tmp_path_factory.mktemp("cifar") / "cifar-10-python.tar.gz")
+
+
+def tiny(archive: Path, **change) -> CifarConfig:
+    return CifarConfig(**{**TINY, "data": str(archive), **change})
+
+
+# ------------------------------------------------------------------------------------------ readers
+
+
+def test_archive_reader_round_trip(archive):
+    images, labels = cdata.read_archive(archive, "train")
+    expected = np.concatenate([synthetic(24, k)[0] for k in range(5)])
+    assert images.shape == (120, 32, 32, 3) and images.dtype == np.uint8
+    assert np.array_equal(images, expected), "rows are CHW: they must come back as the images written"
+    test_images, test_labels = cdata.read_archive(archive, "test")
+    assert test_images.shape == (24, 32, 32, 3) and np.array_equal(test_labels, synthetic(24, 5)[1])
+
+
+def test_md5_check(tmp_path):
+    f = tmp_path / "x.bin"
+    f.write_bytes(b"hello")
+    cdata.check_md5(f, "5d41402abc4b2a76b9719d911017c592")
+    with pytest.raises(cdata.DataError, match="md5 .* does not match"):
+        cdata.check_md5(f, cdata.MD5)
+
+
+def test_corrupt_inputs_give_clear_errors(tmp_path, archive):
+    truncated = tmp_path / "truncated.tar.gz"
+    truncated.write_bytes(archive.read_bytes()[:2000])
+    with pytest.raises(cdata.DataError, match="corrupt or truncated|not a CIFAR-10"):
+        cdata.read_archive(truncated)
+    other = tmp_path / "other.tar.gz"
+    with tarfile.open(other, "w:gz") as tar:
+        tar.add(__file__, arcname="readme.txt")
+    with pytest.raises(cdata.DataError, match="not a CIFAR-10 python archive"):
+        cdata.read_archive(other)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(cdata.DataError, match="no images found"):
+        cdata.read_image_folder(tmp_path / "empty")
+    bad = tmp_path / "bad" / "cat"
+    bad.mkdir(parents=True)
+    (bad / "0001.png").write_bytes(b"not a png")
+    with pytest.raises(cdata.DataError, match="cannot read image"):
+        cdata.read_image_folder(tmp_path / "bad")
+    big = write_folder(tmp_path / "big", n=4, size=40)
+    with pytest.raises(cdata.DataError, match="40x40, every image must be 32x32"):
+        cdata.read_image_folder(big)
+    notzip = tmp_path / "broken.zip"
+    notzip.write_bytes(b"PK\x03\x04 garbage")
+    with pytest.raises(cdata.DataError, match="cannot open the zip"):
+        cdata.read_image_folder(notzip)
+
+
+def test_folder_and_zip_readers_agree_and_cache(tmp_path):
+    folder = write_folder(tmp_path / "f", n=12)
+    zipped = write_folder(tmp_path / "z", n=12, zip_path=tmp_path / "train.zip")
+    a, la, classes = cdata.read_image_folder(folder)
+    b, lb, _ = cdata.read_image_folder(zipped)
+    assert classes == [f"class{c}" for c in range(K)]
+    assert np.array_equal(a, b) and np.array_equal(la, lb)
+    images, labels = synthetic(12, 7)
+    order = np.lexsort((np.arange(12), labels))  # files sorted: class folder, then file number
+    assert np.array_equal(a, images[order]) and np.array_equal(la, labels[order]), "PNG is lossless"
+    c, lc = cdata.load_images(zipped, cache_dir=tmp_path / "cache")
+    assert list(tmp_path.glob("train.zip.train.*.images.npy")), "the decoded array is cached next to the zip"
+    d, ld = cdata.load_images(zipped)
+    assert np.array_equal(c, d) and np.array_equal(lc, ld)
+
+
+# ------------------------------------------------------------------------------------------ order
+
+
+def test_order_is_a_function_of_seed_and_step():
+    labels = np.arange(50) % 5
+    s = cdata.RealSampler(labels, seed=3, batch=10, per_class=True)
+    first = [s(step) for step in range(12)]
+    again = cdata.RealSampler(labels, seed=3, batch=10, per_class=True)
+    assert all(torch.equal(again(step), first[step]) for step in reversed(range(12))), "order depends on history"
+    assert all((torch.as_tensor(labels)[b].view(5, 2) == torch.arange(5)[:, None]).all() for b in first)
+    one_epoch = torch.cat([b.view(5, 2) for b in first[:5]], dim=1)  # 5 steps x 2 = one epoch of each class
+    assert all(len(set(row.tolist())) == 10 for row in one_epoch), "an epoch visits each image once"
+    flat = cdata.RealSampler(labels, seed=3, batch=7, per_class=False)
+    seen = torch.cat([flat(step) for step in range(50)])  # 350 = 7 epochs
+    assert all(sorted(seen[i * 50:(i + 1) * 50].tolist()) == list(range(50)) for i in range(7))
+    assert not torch.equal(cdata.RealSampler(labels, 4, 10, True)(0), first[0])
+    assert torch.equal(cdata.noise(5, 3, 4, 0), cdata.noise(5, 3, 4, 0))
+
+
+def test_learning_rate_schedule():
+    cfg = CifarConfig(lr=1e-3, warmup=10, gen_steps=110)
+    assert learning_rate(0, cfg) == pytest.approx(1e-4) and learning_rate(9, cfg) == pytest.approx(1e-3)
+    assert learning_rate(110, cfg) == pytest.approx(1e-4) and learning_rate(60, cfg) == pytest.approx(5.5e-4)
+
+
+# ------------------------------------------------------------------------------------------ encoder
+
+
+def test_own_encoder_beats_a_random_one():
+    torch.manual_seed(0)
+    x, y = numpy_to_device(*synthetic(320, 1), "cpu")
+    tx, ty = numpy_to_device(*synthetic(200, 2), "cpu")
+    enc = train_encoder(x, y, width=8, num_classes=K, epochs=3, batch=32, lr=5e-3, seed=0, progress=False)
+    trained, random = accuracy(enc, tx, ty), accuracy(Encoder(8, K), tx, ty)
+    assert trained > 0.9 and trained > random + 0.4, (trained, random)
+    maps = enc.feature_maps(tx[:3])
+    assert [tuple(m.shape) for m in maps] == [(3, 16, 16, 16), (3, 32, 8, 8), (3, 64, 4, 4)]
+
+
+# ------------------------------------------------------------------------------------------ training
+
+
+def _weights(run: Path) -> dict:
+    return torch.load(run / "ckpt.pt", weights_only=False)
+
+
+def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, archive):
+    cfg = tiny(archive)
+    whole = train(cfg, tmp_path / "whole", progress=False)
+    assert whole["step"] == cfg.gen_steps and whole["encoder"] == "own"
+    part = train(cfg, tmp_path / "part", progress=False, max_steps=2)  # stop after 2 steps (not a ckpt step)
+    assert part["step"] == 2 and "step limit" in part["stopped"]
+    rest = train(dataclasses.replace(cfg, encoder_epochs=99.0), tmp_path / "part", progress=False)  # stored cfg wins
+    assert rest["step"] == cfg.gen_steps and rest["encoder"] == "own (cached)"
+    a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "part")
+    for key in ("generator", "ema"):
+        assert all(torch.equal(a[key][n], b[key][n]) for n in a[key]), f"{key} differs after resume"
+    assert a["optimizer"]["param_groups"][0]["lr"] == b["optimizer"]["param_groups"][0]["lr"]
+    sa, sb = a["optimizer"]["state"], b["optimizer"]["state"]
+    assert all(torch.equal(sa[i]["exp_avg_sq"], sb[i]["exp_avg_sq"]) for i in sa)
+    log = [json.loads(ln) for ln in (tmp_path / "part" / "log.jsonl").read_text().splitlines()]
+    steps = [ln["step"] for ln in log if "loss" in ln]
+    assert steps == list(range(1, cfg.gen_steps + 1)), "each step logged once, in order"
+    assert all(len(ln["raw_drift_sq"]) == 3 and ln["images_per_s"] > 0 for ln in log if "loss" in ln)
+    ema = tmp_path / "whole" / "ema.pt"
+    assert ema.stat().st_size < 16e6 and (tmp_path / "whole" / "grid.png").exists()
+
+
+def test_signal_saves_and_the_same_command_resumes(tmp_path, archive):
+    cfg = tiny(archive, conditional=True, gen_steps=4)
+
+    def interrupt(trainer):
+        if trainer.step == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C: finish the step, save, stop
+
+    first = train(cfg, tmp_path / "run", progress=False, on_step=interrupt)
+    assert first["step"] == 1 and "SIGINT" in first["stopped"]
+    assert _weights(tmp_path / "run")["step"] == 1
+    assert train(cfg, tmp_path / "run", progress=False)["step"] == 4
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, archive):
+    cfg = tiny(archive, gen_steps=6, ckpt_every=2)
+
+    def poison(trainer):
+        if trainer.step == 4:
+            with torch.no_grad():
+                trainer.net.out.weight.fill_(float("nan"))
+
+    with pytest.raises(NonFiniteLoss, match="non-finite .* last good checkpoint"):
+        train(cfg, tmp_path / "run", progress=False, on_step=poison)
+    kept = _weights(tmp_path / "run")
+    assert kept["step"] == 4 and all(torch.isfinite(v).all() for v in kept["generator"].values())
+
+
+def test_command_end_to_end_on_an_image_zip(tmp_path, capsys):
+    zipped = write_folder(tmp_path / "imgs", n=40, zip_path=tmp_path / "train.zip")
+    run = tmp_path / "run"
+    opts = ["--data", str(zipped), "--encoder-width", "8", "--encoder-epochs", "1", "--encoder-batch", "32",
+            "--gen-width", "8", "--noise-dim", "16", "--batch-gen", "12", "--batch-real", "12", "--gen-steps", "3",
+            "--device", "cpu", "--no-progress"]
+    main(["train", "--out", str(run), *opts])
+    main(["sample", "--out", str(run), "--n", "30", "--shard-size", "16", "--no-progress"])
+    shards = sorted((run / "samples").glob("samples-*.npz"))
+    assert len(shards) == 2
+    images = np.concatenate([np.load(s)["images"] for s in shards])
+    assert images.shape == (30, 32, 32, 3) and images.dtype == np.uint8
+    assert (run / "samples" / "grid.png").exists()
+    main(["plot", "--out", str(run)])
+    assert (run / "curves.png").exists()
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "--gen-steps" in capsys.readouterr().out
+
