@@ -12,7 +12,24 @@ import math
 import torch
 
 import drifting_min as dm
-from course import check_close, check_tensor, check_true, draw, exercise
+from course import call_unchanged, check_close, check_dtype, check_tensor, check_true, draw, exercise
+
+
+# Float32 checks compare with drifting_min in float64 on the same float32 inputs: float32 keeps about seven
+# digits, so these tolerances are looser than float64's (1e-5 relative) by a factor of ten.
+F32_RTOL, F32_ATOL = 1e-4, 1e-4
+
+
+def float32_case(seed: int, *shapes):
+    """Float32 inputs (seeded normal draws)."""
+    return [t.float() for t in draw(seed, *shapes)]
+
+
+def check_float32(got, expected, shape, *, name: str, prop: str, hint: str = ""):
+    check_dtype(got, torch.float32, name=name,
+                hint="build every intermediate from the inputs (same dtype as x); no .double() or dtype=torch.float64")
+    check_tensor(got, shape, name=name, hint=hint)
+    check_close(got, expected, rtol=F32_RTOL, atol=F32_ATOL, prop=prop, hint=hint)
 
 
 def random_rotation(dim: int, seed: int) -> torch.Tensor:
@@ -72,6 +89,17 @@ def test_ex2_1_translation_and_rotation_invariant(ex):
                 hint="use a Euclidean norm of x_i - y_j: an L1 norm or per-coordinate terms are not rotation invariant")
 
 
+@exercise("2.1", "pairwise_distances")
+def test_ex2_1_float32_inputs_keep_dtype_and_are_unchanged(ex):
+    x, y = float32_case(6, (6, 3), (5, 3))
+    for squared in (False, True):
+        got = call_unchanged(ex.pairwise_distances, x, y, squared)
+        check_float32(got, dm.pairwise_distances(x.double(), y.double(), squared), (6, 5),
+                      name=f"pairwise_distances of float32 inputs (squared={squared})",
+                      prop=f"float32 inputs give float32 distances, equal to the float64 ones to float32 accuracy "
+                      f"(squared={squared})")
+
+
 # ---------------------------------------------------------------------------------------------- 2.2 log-density
 
 
@@ -93,9 +121,11 @@ def test_ex2_2_finite_at_small_bandwidth(ex):
     tau = 0.02
     got = ex.kde_log_density(x, data, tau)
     check_tensor(got, (3,), name="kde_log_density at tau = 0.02",
-                 hint="log(sum(exp(logits))) underflows to log(0) = -inf here: use torch.logsumexp")
-    check_close(got, dm.kde_log_density(x, data, tau), prop="stability: log p_tau is finite and right at tau = 0.02",
-                hint="use torch.logsumexp, which subtracts the largest logit before exponentiating")
+                 hint="the log-density must be finite far from the data at a small bandwidth; -inf usually means "
+                 "log(sum(exp(logits))) underflowed to log(0): torch.logsumexp subtracts the largest logit first")
+    check_close(got, dm.kde_log_density(x, data, tau), prop="log p_tau is right at tau = 0.02, far from the data",
+                hint="the value is finite but differs from the reference: the same formula as at larger tau must "
+                "hold here (logsumexp of -d^2 / (2 tau^2), minus log M, minus (D/2) log(2 pi tau^2))")
 
 
 @exercise("2.2", "kde_log_density")
@@ -119,6 +149,15 @@ def test_ex2_2_translation_invariant(ex):
     moved = ex.kde_log_density(x + shift, data + shift, tau)
     check_close(moved, got, prop="invariance: translating the queries and the data together leaves log p_tau unchanged",
                 hint="the KDE depends on x and y only through the differences x - y_j")
+
+
+@exercise("2.2", "kde_log_density")
+def test_ex2_2_float32_inputs_keep_dtype_and_are_unchanged(ex):
+    x, data = float32_case(14, (5, 2), (9, 2))
+    got = call_unchanged(ex.kde_log_density, x, data, 0.5)
+    check_float32(got, dm.kde_log_density(x.double(), data.double(), 0.5), (5,),
+                  name="kde_log_density of float32 inputs",
+                  prop="float32 inputs give float32 log-densities, equal to the float64 ones to float32 accuracy")
 
 
 # ------------------------------------------------------------------------------------------------- 2.3 score
@@ -170,9 +209,22 @@ def test_ex2_3_finite_at_small_bandwidth(ex):
     tau = 0.02
     got = ex.kde_score(x, data, tau)
     check_tensor(got, (3, 2), name="kde_score at tau = 0.02",
-                 hint="exp(logits) / sum(exp(logits)) is 0 / 0 here: use torch.softmax, which is stable")
-    check_close(got, dm.kde_score(x, data, tau), prop="stability: the score is finite and right at tau = 0.02",
-                hint="use torch.softmax over the data (dim=1) rather than normalising exp(logits) yourself")
+                 hint="the score must be finite far from the data at a small bandwidth; NaN usually means "
+                 "exp(logits) / sum(exp(logits)) became 0 / 0: torch.softmax subtracts the largest logit first")
+    check_close(got, dm.kde_score(x, data, tau), prop="the score is right at tau = 0.02, far from the data",
+                hint="the value is finite but differs from the reference: the same formula as at larger tau must "
+                "hold here (softmax over the data, displacements y_j - x, divided by tau^2)")
+
+
+@exercise("2.3", "kde_score")
+def test_ex2_3_float32_inputs_keep_dtype_and_are_unchanged(ex):
+    x, data = float32_case(26, (6, 2), (8, 2))
+    for tau in (0.5, 0.05):
+        got = call_unchanged(ex.kde_score, x, data, tau)
+        check_float32(got, dm.kde_score(x.double(), data.double(), tau), (6, 2),
+                      name=f"kde_score of float32 inputs (tau = {tau})",
+                      prop=f"float32 inputs give float32 scores, equal to the float64 ones to float32 accuracy "
+                      f"(tau = {tau})", hint="a NaN at the smaller tau usually means an exp / sum that underflowed")
 
 
 # ---------------------------------------------------------------------------------------------- 2.4 Tweedie
@@ -240,3 +292,14 @@ def test_ex2_4_limits_nearest_point_and_mean(ex):
                 prop="limit tau -> infinity: E[y | x] is the mean of the data",
                 hint="when tau is large the posterior is uniform over the data, so E[y | x] is their average")
     check_true(math.isfinite(float(small.sum())) and math.isfinite(float(large.sum())), prop="finite in both limits")
+
+
+@exercise("2.4", "tweedie_denoise")
+def test_ex2_4_float32_inputs_keep_dtype_and_are_unchanged(ex):
+    x, data = float32_case(32, (6, 2), (8, 2))
+    for tau in (0.5, 0.05):
+        got = call_unchanged(ex.tweedie_denoise, x, data, tau)
+        check_float32(got, dm.tweedie_denoise(x.double(), data.double(), tau), (6, 2),
+                      name=f"tweedie_denoise of float32 inputs (tau = {tau})",
+                      prop=f"float32 inputs give float32 denoised points, equal to the float64 ones to float32 "
+                      f"accuracy (tau = {tau})", hint="a NaN at the smaller tau usually means an exp / sum that underflowed")

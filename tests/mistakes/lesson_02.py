@@ -51,6 +51,18 @@ def _distances_mean_over_dims(correct, module):
     return wrong
 
 
+def _distances_centred_in_place(correct):
+    def wrong(x, y, squared=False):
+        # Distances do not change when both sets move together, but the caller's tensors do.
+        centre = y.mean(dim=0).clone()
+        x.sub_(centre)
+        if y is not x:
+            y.sub_(centre)
+        return correct(x, y, squared)
+
+    return wrong
+
+
 # ----------------------------------------------------------------------------------------------------- 2.2
 
 
@@ -167,6 +179,10 @@ MISTAKES = [
     Mistake("2.1", "pairwise_distances", "squared distance returned when plain asked", _distances_always_squared),
     Mistake("2.1", "pairwise_distances", "L1 (Manhattan) distance", _distances_l1),
     Mistake("2.1", "pairwise_distances", "mean over dimensions instead of sum", _distances_mean_over_dims),
+    Mistake("2.1", "pairwise_distances", "always returns float64 (computes in double and never casts back)",
+            lambda f, m: lambda x, y, squared=False: f(x.double(), y.double(), squared)),
+    Mistake("2.1", "pairwise_distances", "centres both sets in place (the inputs are modified)",
+            lambda f, m: _distances_centred_in_place(f)),
     Mistake("2.2", "kde_log_density", "naive log(sum(exp)) underflows", _log_density_naive),
     Mistake("2.2", "kde_log_density", "missing (2 pi tau^2)^(D/2) normaliser", _log_density_unnormalised),
     Mistake("2.2", "kde_log_density", "sum of kernels instead of mean (no log M)", _log_density_sum_not_mean),
@@ -184,4 +200,6 @@ MISTAKES = [
     Mistake("2.4", "tweedie_denoise", "posterior normalised over the queries", _tweedie_softmax_over_queries),
     Mistake("2.4", "tweedie_denoise", "Laplace weights instead of the Gaussian posterior", _tweedie_laplace_weights),
     Mistake("2.4", "tweedie_denoise", "hard nearest data point", _tweedie_hard_nearest),
+    Mistake("2.4", "tweedie_denoise", "posterior mean in float64 whatever the input dtype",
+            lambda f, m: lambda x, data, tau: f(x.double(), data.double(), tau)),
 ]
