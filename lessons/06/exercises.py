@@ -1,0 +1,125 @@
+# Lesson 06 exercises: fill in every `raise NotImplementedError(...)`, then run `pytest lessons/06`.
+# This file is generated from solutions/06/exercises.py by `make exercises`. It is yours to edit:
+# the generator refuses to overwrite it once you have changed it.
+"""Lesson 06: feature-space kernels.
+
+Notation (the course's): x (N x D) generated samples, y+ (M x D) data, tau a temperature. In feature space a
+sample is an image and each *feature* phi_j of a frozen encoder turns a batch of images into vectors; the
+published code compares them group by group, so a feature's tensor is shaped
+
+    [G, N, C]     G groups (e.g. one per location of a feature map), N samples, C channels.
+
+The released implementation's batch loss (lesson 06, section 5) works on such tensors: one scale per call
+(the mean distance, no gradient), coordinates divided by scale / sqrt(C), the double softmax with a clip,
+each temperature's force normalised to unit mean square, the loss the mean squared distance to the goal.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+
+def concentration_ratio(x: torch.Tensor) -> torch.Tensor:
+    """How distinct is a nearest neighbour? The mean, over points, of nearest distance / mean distance.
+
+    For each point x_i of the N x D set x (N >= 2), over the N - 1 *other* points j != i:
+
+        r_i = min_{j != i} |x_i - x_j| / ( (1/(N-1)) sum_{j != i} |x_i - x_j| ),     ratio = (1/N) sum_i r_i
+
+    with plain Euclidean distances. A ratio near 0: neighbours are much closer than typical points (a kernel
+    can tell them apart); near 1: every point is about as far as every other (distances have concentrated).
+
+    Returns:
+        A 0-dimensional tensor, in the dtype of x.
+    """
+    raise NotImplementedError("Exercise 6.1 `concentration_ratio` is not implemented yet. Hint: d = torch.cdist(x, x); leave the diagonal (each point's zero distance to itself) out of both the minimum and the mean: the mean over j != i divides by N - 1")
+
+
+def patch_stats(fmap: torch.Tensor, p: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Means and standard deviations of a feature map over p x p patches, a group per patch.
+
+    Args:
+        fmap: a feature map, B x C x H x W (H and W divisible by p).
+        p: the patch side (2 or 4 in the published code; p = H = W gives the global statistics).
+
+    The patches tile the map without overlap, in row-major order: group g = a * (W // p) + b is the patch of
+    rows a p .. a p + p - 1 and columns b p .. b p + p - 1. For each image and channel,
+
+        mean[g, n, c] = (1/p^2) sum over the patch of fmap[n, c, h, w]
+        std[g, n, c]  = sqrt( (1/p^2) sum over the patch of (fmap[n, c, h, w] - mean[g, n, c])^2 + 1e-6 )
+
+    (the population variance, divided by p^2 not p^2 - 1, and 1e-6 inside the root so that a flat patch has a
+    finite gradient).
+
+    Returns:
+        (mean, std), each G x B x C with G = (H // p) (W // p), in the dtype of fmap.
+    """
+    raise NotImplementedError('Exercise 6.2 `patch_stats` is not implemented yet. Hint: reshape to B, C, H/p, p, W/p, p; statistics over the two patch axes (unbiased=False, + 1e-6 inside the root); then move the (H/p, W/p) patch axes to the front as one group axis: G x B x C')
+
+
+def rescale_features(gen: torch.Tensor, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Divide a feature's coordinates by scale / sqrt(C), so that its mean distance becomes sqrt(C).
+
+    Args:
+        gen: generated features, G x N x C (queries; they may carry a graph).
+        pos: data features, G x M x C.
+
+    The scale is one number for the whole call, the mean distance from every generated sample to every target
+    of the same group, over the targets [gen | pos] (the generated samples themselves included, each one's zero
+    distance to itself counted):
+
+        scale = (1/(G N (N + M))) sum_g sum_i sum_j |gen[g, i] - t[g, j]|,      t[g] = [gen[g] | pos[g]]
+
+    It is a statistic of the batch, not something to optimise: it carries no gradient.
+
+    Returns:
+        (gen / s, pos / s, scale) with s = scale / sqrt(C): the two rescaled tensors in the dtype of gen
+        (gen's rescaled copy still carries gen's graph, with s a constant) and scale as a 0-dimensional
+        tensor with no graph. The inputs are not modified.
+    """
+    raise NotImplementedError('Exercise 6.3 `rescale_features` is not implemented yet. Hint: targets = cat([gen, pos], dim=1) (detached); scale = torch.cdist(gen, targets).mean() with no gradient; s = scale / sqrt(C); return gen / s, pos / s, scale')
+
+
+def normalise_drifts(forces: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Sum the per-temperature forces, each first divided by its root mean square (floored).
+
+        F = sum_k F_k / sqrt(max(mean(F_k^2), 1e-8))
+
+    where mean(F_k^2) runs over every entry of F_k (all groups, samples and dimensions). The floor keeps a
+    temperature whose force is vanishingly small (below 1e-4 RMS) from being blown up to unit size: it is in
+    effect dropped, and a zero force stays zero instead of 0 / 0.
+
+    Args:
+        forces: one tensor per temperature, all of the same shape (G x N x D in the released loss).
+
+    Returns:
+        The summed, normalised force, in the shape and dtype of the forces. The inputs are not modified.
+    """
+    raise NotImplementedError('Exercise 6.4 `normalise_drifts` is not implemented yet. Hint: for each force, rms = sqrt(clamp(mean of its squares over all entries, min=1e-8)); add force / rms; the floor is on the mean square (1e-8), not on the rms')
+
+
+def released_loss(gen: torch.Tensor, pos: torch.Tensor, taus: Sequence[float] = (0.02, 0.05, 0.2), clip: bool = True) -> torch.Tensor:
+    """The released implementation's batch loss, for one feature (no extra negatives, unit weights).
+
+    Args:
+        gen: generated features, G x N x D (gradients flow to them); pos: data features, G x M x D (constants).
+
+    Within each group g, with the targets t = [gen (detached) | pos] (N + M of them) and no gradient:
+
+    1. (x, t, scale) by ``rescale_features``: coordinates divided by s = scale / sqrt(D);
+    2. distances divided by the scale, dn = |gen_i - t_j| / scale, and + 100 on each sample's distance to
+       itself (the entry j = i of the first block: it is in effect excluded);
+    3. for each temperature tau: logits l = -dn / tau; A = sqrt(softmax over targets(l) * softmax over the
+       generated samples(l)), and with ``clip`` sqrt(max(that product, 1e-6)) instead, so every affinity is at
+       least 1e-3; split A into A- (the first N columns) and A+ (the last M);
+       W+ = A+ * rowsum(A-), W- = A- * rowsum(A+); the force in rescaled coordinates
+       F_tau = W+ t+ - W- t- - (rowsum(W+) - rowsum(W-)) x;
+    4. F = ``normalise_drifts`` of the forces; the goal is x + F (a constant);
+    5. the loss is the mean over groups, samples and dimensions of (gen / s - goal)^2.
+
+    Returns:
+        A 0-dimensional tensor whose gradient reaches gen only.
+    """
+    raise NotImplementedError('Exercise 6.5 `released_loss` is not implemented yet. Hint: rescale with 6.3; with no grad: dn = cdist / scale + 100 on the self entries; per tau the (clipped) double softmax in log space, cross-weighted force, summed with 6.4; goal = x + F; loss = ((gen / s - goal)^2).mean()')
