@@ -33,7 +33,7 @@
 #   autograd and Monte Carlo;
 # - name the obstacle that the next lesson removes: $s_q$ is unknown for a generator.
 #
-# **Time.** About 75 minutes: 30 to read the derivation, 45 for the six exercises.
+# **Time.** About 90 minutes: 35 to read the derivation, 55 for the six exercises (1.5 and 1.6 take longest).
 #
 # **When you are right.** You fill in `lessons/01/exercises.py` and run `pytest lessons/01`. Each exercise starts
 # as "not implemented"; when it is right its line on the scoreboard at the end of the run says `passed`, and the

@@ -32,7 +32,7 @@
 # 4. derive Tweedie's formula $\mathbb{E}[y \mid x] = x + \tau^2 \nabla_x \log p_\tau(x)$ and use it to denoise
 #    (exercise 2.4).
 #
-# **Time.** About 75 minutes: 30 to read and derive, 45 for the four exercises.
+# **Time.** About 60 minutes: 25 to read and derive, 35 for the four exercises.
 #
 # **What right looks like.** Fill in `lessons/02/exercises.py` and run `pytest lessons/02`. Each exercise has four
 # graded checks; when one is done its scoreboard line reads `passed  4/4 checks`, and the run ends with

@@ -32,7 +32,8 @@
 # 5. implement the batch field with the self-mask and the "double softmax" normalisation with cross-weighting
 #    (exercise 3.6), and say which properties survive the mask.
 #
-# **Time.** About 75 minutes: 30 to read and derive, 45 for the six exercises.
+# **Time.** About 105 minutes: 40 to read and derive, 65 for the six exercises (the batch field of 3.6 alone
+# takes about 25).
 #
 # **What right looks like.** Fill in `lessons/03/exercises.py` and run `pytest lessons/03`. Each exercise has two to
 # five graded checks; when one is done its scoreboard line reads `passed`, and the run ends with

@@ -34,7 +34,7 @@
 # 6. show what breaks when the field is no longer anti-symmetric: attraction only, or scaled repulsion
 #    (exercise 4.5).
 #
-# **Time.** About 75 minutes: 30 to read and derive, 45 for the five exercises.
+# **Time.** About 90 minutes: 35 to read and derive, 55 for the five exercises.
 #
 # **What right looks like.** Fill in `lessons/04/exercises.py` and run `pytest lessons/04`. Each exercise has two
 # or three graded checks; when one is done its scoreboard line reads `passed`, and the run ends with

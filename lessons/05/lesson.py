@@ -27,7 +27,7 @@
 # 4. run an ablation (two fixed configurations, their metrics) and read the ablation table;
 # 5. tell whether a generator covers the modes of a mixture.
 #
-# **Time.** About 90 minutes: 30 of reading, 45 for the five exercises, 15 for the ablations.
+# **Time.** About 90 minutes: 25 of reading, 50 for the five exercises, 15 for the ablations.
 #
 # **When an exercise is right**, `pytest lessons/05 -k ex5_K` passes and its row in the scoreboard reads
 # `passed`; the figures below then say "using your ...".
