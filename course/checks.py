@@ -55,15 +55,26 @@ def _fail(prop: str, detail: str, hint: str) -> None:
     raise CheckFailed(message)
 
 
-def check_tensor(got, shape: tuple | None = None, *, name: str = "result", hint: str = "") -> None:
-    """The result is a finite torch tensor of the given shape."""
+FINITE_HINT = (
+    "every value must be finite; a NaN or Inf comes from a division by zero, the log of 0, an exp that "
+    "overflowed or underflowed (exp / sum), or an iteration that diverged"
+)
+
+
+def check_tensor(
+    got, shape: tuple | None = None, *, name: str = "result", hint: str = "", finite_hint: str = FINITE_HINT
+) -> None:
+    """The result is a finite torch tensor of the given shape.
+
+    ``hint`` is shown when the type or the shape is wrong, ``finite_hint`` when a value is NaN or Inf.
+    """
     if not isinstance(got, torch.Tensor):
         _fail(f"{name} should be a torch.Tensor", f"got {_describe(got)}", hint)
     if shape is not None and tuple(got.shape) != tuple(shape):
         _fail(f"{name} has the wrong shape", f"expected {tuple(shape)}, got {tuple(got.shape)}", hint)
     if not torch.isfinite(got).all():
         bad = int((~torch.isfinite(got)).sum())
-        _fail(f"{name} contains NaN or Inf", f"{bad} of {got.numel()} entries are not finite", hint)
+        _fail(f"{name} contains NaN or Inf", f"{bad} of {got.numel()} entries are not finite", finite_hint)
 
 
 def check_close(
@@ -74,17 +85,20 @@ def check_close(
     rtol: float = 1e-5,
     atol: float = 1e-8,
     hint: str = "",
+    finite_hint: str = FINITE_HINT,
 ) -> None:
     """``got`` equals ``expected`` elementwise within |got - expected| <= atol + rtol |expected|.
 
     On failure the message names the property, shows both shapes, the worst entry and the scale ratio
-    (a ratio near -1 is a flipped sign; near 2 or tau^2 a scale mistake).
+    (a ratio near -1 is a flipped sign; near 2 or tau^2 a scale mistake). ``hint`` is shown for a wrong
+    shape or value, ``finite_hint`` when the result holds NaN or Inf.
     """
     g, e = _array(got), _array(expected)
     if g.shape != e.shape:
         _fail(f"{prop}: wrong shape", f"expected shape {e.shape}, got {g.shape}", hint)
     if not np.isfinite(g).all():
-        _fail(f"{prop}: the result contains NaN or Inf", f"{int((~np.isfinite(g)).sum())} entries are not finite", hint)
+        _fail(f"{prop}: the result contains NaN or Inf", f"{int((~np.isfinite(g)).sum())} entries are not finite",
+              finite_hint)
     err = np.abs(g - e)
     bound = atol + rtol * np.abs(e)
     if (err <= bound).all():

@@ -11,7 +11,7 @@ import math
 import torch
 from torch.distributions import MultivariateNormal, kl_divergence
 
-from course import check_close, check_tensor, check_true, exercise, generator, randn
+from course import call_unchanged, check_close, check_dtype, check_tensor, check_true, exercise, generator, randn
 
 F64 = torch.float64
 
@@ -129,6 +129,24 @@ def test_ex1_1_translation_and_affine(ex):
         atol=1e-10,
         hint="nothing in -Sigma^{-1} (x - mu) is squared or normalised per point",
     )
+
+
+@exercise("1.1", "gaussian_score")
+def test_ex1_1_float32_inputs_keep_dtype_and_are_unchanged(ex):
+    gen = generator(15)
+    mean, cov = _gaussian(gen, 3)
+    x = randn(gen, 8, 3, scale=2.0)
+    x32, mean32, cov32 = x.float(), mean.float(), cov.float()
+    got = call_unchanged(ex.gaussian_score, x32, mean32, cov32)
+    check_dtype(got, torch.float32, name="gaussian_score of float32 inputs",
+                hint="the docstring promises the dtype of x: no .double() or dtype=torch.float64 inside")
+    check_tensor(got, (8, 3), name="gaussian_score of float32 inputs")
+    # Float32 keeps about seven digits and the solve amplifies rounding by the condition number of Sigma
+    # (below 100 here): 1e-4 relative is ten times looser than what a float32 solve achieves.
+    check_close(got, _autograd_score(x32.double(), mean32.double(), cov32.double()), rtol=1e-4, atol=1e-4,
+                prop="float32 inputs give the float64 score to float32 accuracy",
+                hint="if the float64 checks pass, look for a step that loses precision (an explicit inverse of a "
+                "badly conditioned Sigma, a cast to half)")
 
 
 # ---------------------------------------------------------------------------------------------- 1.2
@@ -478,7 +496,10 @@ def _check_drift_output(got, n_steps: int, n: int):
     check_true(isinstance(got, tuple) and len(got) == 2, "drift_particles returns a pair (trajectory, kl)",
                f"got {type(got).__name__}")
     trajectory, kl = got
-    check_tensor(trajectory, (n_steps + 1, n, 2), name="trajectory", hint="include the starting particles: n_steps + 1")
+    check_tensor(trajectory, (n_steps + 1, n, 2), name="trajectory", hint="include the starting particles: n_steps + 1",
+                 finite_hint="the particles must stay finite: with a step of 0.05 the exact drift converges, so a "
+                 "blow-up means the field is not s_p - s_q of q refitted at every step (check its sign and the "
+                 "covariance, divided by N)")
     check_tensor(kl, (n_steps + 1,), name="kl", hint="one KL per set of particles, the start included")
     return trajectory, kl
 
@@ -487,7 +508,7 @@ def _check_drift_output(got, n_steps: int, n: int):
 def test_ex1_6_matches_reference(ex):
     mean_p, cov_p = _target_2d()
     x0 = _start(61, 40)
-    trajectory, kl = _check_drift_output(ex.drift_particles(x0, mean_p, cov_p, 0.05, 30), 30, 40)
+    trajectory, kl = _check_drift_output(call_unchanged(ex.drift_particles, x0, mean_p, cov_p, 0.05, 30), 30, 40)
     ref_trajectory, ref_kl = _drift_reference(x0, mean_p, cov_p, 0.05, 30)
     check_close(trajectory, ref_trajectory, prop="the trajectory matches x <- x + step * (s_p - s_q), q refitted "
                 "to the particles (mean, covariance divided by N) before every move", rtol=1e-7, atol=1e-9,

@@ -13,6 +13,7 @@ import torch
 
 import drifting_min as dm
 from course import call_unchanged, check_close, check_dtype, check_tensor, check_true, draw, exercise
+from course.checks import FINITE_HINT
 
 
 # Float32 checks compare with drifting_min in float64 on the same float32 inputs: float32 keeps about seven
@@ -28,8 +29,10 @@ def float32_case(seed: int, *shapes):
 def check_float32(got, expected, shape, *, name: str, prop: str, hint: str = ""):
     check_dtype(got, torch.float32, name=name,
                 hint="build every intermediate from the inputs (same dtype as x); no .double() or dtype=torch.float64")
-    check_tensor(got, shape, name=name, hint=hint)
-    check_close(got, expected, rtol=F32_RTOL, atol=F32_ATOL, prop=prop, hint=hint)
+    check_tensor(got, shape, name=name, finite_hint=hint or FINITE_HINT)
+    check_close(got, expected, rtol=F32_RTOL, atol=F32_ATOL, prop=prop, finite_hint=hint or FINITE_HINT,
+                hint="float32 results must match float64 to float32 accuracy: if the float64 checks pass, look for "
+                "a step that loses precision (a cast to half, or a sum of large terms that cancel)")
 
 
 def random_rotation(dim: int, seed: int) -> torch.Tensor:
@@ -121,7 +124,7 @@ def test_ex2_2_finite_at_small_bandwidth(ex):
     tau = 0.02
     got = ex.kde_log_density(x, data, tau)
     check_tensor(got, (3,), name="kde_log_density at tau = 0.02",
-                 hint="the log-density must be finite far from the data at a small bandwidth; -inf usually means "
+                 finite_hint="the log-density must be finite far from the data at a small bandwidth; -inf usually means "
                  "log(sum(exp(logits))) underflowed to log(0): torch.logsumexp subtracts the largest logit first")
     check_close(got, dm.kde_log_density(x, data, tau), prop="log p_tau is right at tau = 0.02, far from the data",
                 hint="the value is finite but differs from the reference: the same formula as at larger tau must "
@@ -209,7 +212,7 @@ def test_ex2_3_finite_at_small_bandwidth(ex):
     tau = 0.02
     got = ex.kde_score(x, data, tau)
     check_tensor(got, (3, 2), name="kde_score at tau = 0.02",
-                 hint="the score must be finite far from the data at a small bandwidth; NaN usually means "
+                 finite_hint="the score must be finite far from the data at a small bandwidth; NaN usually means "
                  "exp(logits) / sum(exp(logits)) became 0 / 0: torch.softmax subtracts the largest logit first")
     check_close(got, dm.kde_score(x, data, tau), prop="the score is right at tau = 0.02, far from the data",
                 hint="the value is finite but differs from the reference: the same formula as at larger tau must "

@@ -24,6 +24,7 @@ from course import (
     generator,
     randn,
 )
+from course.checks import FINITE_HINT
 
 KERNELS = ("gaussian", "laplace")
 
@@ -50,8 +51,10 @@ def check_float32(got, expected, shape, *, name: str, prop: str, hint: str = "")
     """A float32 result: float32 dtype, finite, and within F32_RTOL / F32_ATOL of the float64 ``expected``."""
     check_dtype(got, torch.float32, name=name,
                 hint="build every intermediate from the inputs (torch.zeros_like(x), dtype=x.dtype), never .double()")
-    check_tensor(got, shape, name=name, hint=hint)
-    check_close(got, expected, rtol=F32_RTOL, atol=F32_ATOL, prop=prop, hint=hint)
+    check_tensor(got, shape, name=name, finite_hint=hint or FINITE_HINT)
+    check_close(got, expected, rtol=F32_RTOL, atol=F32_ATOL, prop=prop, finite_hint=hint or FINITE_HINT,
+                hint="float32 results must match float64 to float32 accuracy: if the float64 checks pass, look for "
+                "a step that loses precision (a cast to half, or a sum of large terms that cancel)")
 
 
 SOFTMAX_HINT = ("the property that broke is stability in float32 at a small temperature; a NaN here usually "

@@ -193,11 +193,20 @@ def _drift_records_after_moving(f, m):
     return run
 
 
+def _score_centred_in_place(x, mean, cov):
+    centred = x.sub_(mean)  # the right value, but the caller's x is now x - mean
+    return -torch.linalg.solve(cov, centred.T).T
+
+
 MISTAKES = [
     Mistake("1.1", "gaussian_score", "flipped sign", lambda f, m: _negated(f)),
     Mistake("1.1", "gaussian_score", "covariance instead of its inverse", _score_with_cov),
     Mistake("1.1", "gaussian_score", "mean not subtracted", _score_without_mean),
     Mistake("1.1", "gaussian_score", "only the diagonal of the covariance", _score_diagonal),
+    Mistake("1.1", "gaussian_score", "always returns float64 (solves in double and never casts back)",
+            lambda f, m: lambda x, mean, cov: f(x.double(), mean.double(), cov.double())),
+    Mistake("1.1", "gaussian_score", "centres x in place (x -= mean modifies the caller's tensor)",
+            lambda f, m: _score_centred_in_place),
     Mistake("1.2", "gaussian_kl", "arguments swapped: KL(p || q)", _kl_swapped),
     Mistake("1.2", "gaussian_kl", "missing factor 1/2", _kl_without_half),
     Mistake("1.2", "gaussian_kl", "log-det ratio with the wrong sign", _kl_flipped_logdet),
