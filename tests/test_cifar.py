@@ -13,6 +13,7 @@ import os
 import pickle
 import signal
 import tarfile
+import warnings
 import zipfile
 from pathlib import Path
 
@@ -237,6 +238,13 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, arch
     assert kept["step"] == 4 and all(torch.isfinite(v).all() for v in kept["generator"].values())
 
 
+class _StandIn(torch.nn.Module):
+    """A stand-in for the Inception network: 299x299 images -> 12 features (2x2 mean colours)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.adaptive_avg_pool2d(x, 2).flatten(1)
+
+
 def test_command_end_to_end_on_an_image_zip(tmp_path, capsys):
     zipped = write_folder(tmp_path / "imgs", n=40, zip_path=tmp_path / "train.zip")
     run = tmp_path / "run"
@@ -250,6 +258,18 @@ def test_command_end_to_end_on_an_image_zip(tmp_path, capsys):
     images = np.concatenate([np.load(s)["images"] for s in shards])
     assert images.shape == (30, 32, 32, 3) and images.dtype == np.uint8
     assert (run / "samples" / "grid.png").exists()
+    stand_in = tmp_path / "stand_in_inception.pt"
+    with warnings.catch_warnings():  # newer torch marks TorchScript deprecated; the FID network is TorchScript
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(_StandIn()).save(str(stand_in))
+    main(["fid", "--out", str(run), "--inception", str(stand_in), "--ref-data", str(zipped), "--n", "30",
+          "--no-progress"])
+    fid_line = json.loads((run / "log.jsonl").read_text().splitlines()[-1])
+    assert fid_line["event"] == "fid" and fid_line["n"] == 30 and fid_line["fid"] > 0 and "kid" in fid_line
+    assert fid_line["encoder"] == "own"
+    shard_fid = main(["fid", "--samples", str(run / "samples"), "--inception", str(stand_in), "--ref-stats",
+                      str(run / "fid_ref_train.zip.npz"), "--n", "30", "--no-progress"])
+    assert shard_fid["fid"] > 0
     main(["plot", "--out", str(run)])
     assert (run / "curves.png").exists()
     with pytest.raises(SystemExit):

@@ -30,7 +30,7 @@ class CifarConfig:
     encoder: str = _opt("", "weights file of another encoder (an encoder.pt written by a run, or a TorchScript "
                         "module with feature_maps); default: train our own and cache it in the run folder")
     encoder_width: int = _opt(32, "channels of the own encoder's first stage (stages: w, 2w, 4w, 8w)")
-    encoder_epochs: float = _opt(12.0, "epochs of supervised training of the own encoder")
+    encoder_epochs: float = _opt(15.0, "epochs of supervised training of the own encoder")
     encoder_batch: int = _opt(512, "batch size of the encoder's training")
     encoder_lr: float = _opt(2e-3, "peak AdamW learning rate of the encoder (one-cycle schedule)")
     # -- generator
@@ -41,10 +41,10 @@ class CifarConfig:
     taus: tuple[float, ...] = _opt((0.02, 0.05, 0.2), "temperatures (in units of the feature's mean distance)")
     raw_feature: bool = _opt(True, "also drift the raw pixels (one more feature)")
     # -- batch
-    batch_gen: int = _opt(256, "generated images a step (negatives); conditional: split evenly over the classes")
-    batch_real: int = _opt(256, "real images a step (positives); conditional: split evenly over the classes")
+    batch_gen: int = _opt(512, "generated images a step (negatives); conditional: split evenly over the classes")
+    batch_real: int = _opt(512, "real images a step (positives); conditional: split evenly over the classes")
     # -- optimisation
-    gen_steps: int = _opt(8000, "generator steps")
+    gen_steps: int = _opt(10000, "generator steps")
     lr: float = _opt(3e-4, "peak AdamW learning rate of the generator (betas 0.9, 0.95)")
     warmup: int = _opt(300, "linear warm-up steps of the learning rate")
     decay: Literal["none", "cosine"] = _opt("cosine", "after warm-up: constant ('none') or cosine to 10% of lr")

@@ -14,7 +14,7 @@ One generator step (``train_step``):
 EMA. ema <- d ema + (1 - d) w with d = min(cfg.ema, (1 + s) / (10 + s)): the usual warm-up of the decay, so
 that the first hundred steps do not keep the random initialisation in the average. At d = 0.999 the average's
 half-life is about 700 steps: long enough to smooth the step-to-step noise of a batch loss, short enough for
-the default 8,000-step run to forget its first half.
+the default 10,000-step run to forget its first half.
 
 Run folder (``--out``): config.json, encoder.pt (the own encoder and its test accuracy), ckpt.pt (everything
 needed to resume), ema.pt (the EMA weights alone, under 16 MB), log.jsonl, grid.png and grids/. Files are
