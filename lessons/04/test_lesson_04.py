@@ -12,7 +12,7 @@ import copy
 import torch
 
 import drifting_min as dm
-from course import check_close, check_tensor, check_true, exercise, generator, randn
+from course import call_unchanged, check_close, check_dtype, check_tensor, check_true, exercise, generator, randn
 
 F64 = torch.float64
 
@@ -23,6 +23,33 @@ def ring_of_blobs(seed: int, n: int, modes: int = 6, radius: float = 2.0, std: f
     angle = torch.randint(0, modes, (n,), generator=gen).to(F64) * (2 * torch.pi / modes)
     centres = torch.stack([radius * angle.cos(), radius * angle.sin()], dim=1)
     return centres + randn(gen, n, 2, scale=std)
+
+
+# Float32 checks compare with drifting_min in float64 on the same float32 inputs. At tau = 0.02 a Laplace logit
+# near -150 carries an absolute error near 1e-5 in float32; the fields agree to about 1e-5 relative, so 1e-3 is
+# loose enough for any stable float32 implementation and still tight for a wrong formula.
+F32_RTOL, F32_ATOL = 1e-3, 1e-3
+SMALL_TAU = 0.02
+STABLE_HINT = ("the property that broke is stability in float32 at a small temperature; a NaN usually means an "
+               "exp / sum that underflowed to 0 / 0 (torch.softmax and log_softmax subtract the largest logit), "
+               "or a division by a zero norm without its floor")
+
+
+def far_float32(seed: int, n: int, m: int, offset: float = 3.0):
+    """Float32 samples near the origin and data about ``offset`` away: at tau = 0.02 every Laplace exp(-d / tau)
+    between them is 0 in float32."""
+    x = randn(seed, n, 2, scale=0.3)
+    y = randn(seed + 1, m, 2, scale=0.3) + torch.tensor([offset, 0.5], dtype=F64)
+    return x.float(), y.float()
+
+
+def check_float32(got, expected, shape, *, name: str, prop: str, hint: str = STABLE_HINT):
+    check_dtype(got, torch.float32, name=name,
+                hint="build every intermediate from the inputs (torch.zeros_like(x)); no .double() or float64")
+    check_tensor(got, shape, name=name, finite_hint=hint)
+    check_close(got, expected, rtol=F32_RTOL, atol=F32_ATOL, prop=prop, finite_hint=hint,
+                hint="float32 results must match float64 to float32 accuracy: if the float64 checks pass, look "
+                "for a step that loses precision")
 
 
 def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -80,6 +107,17 @@ def test_ex4_1_no_gradient_flows_through_the_drift(ex):
                hint="the target x + V must be detached before the subtraction")
 
 
+@exercise("4.1", "drift_loss")
+def test_ex4_1_float32_loss_and_inputs_unchanged(ex):
+    x, v = randn(7, 11, 3).float(), randn(8, 11, 3).float()
+    got = call_unchanged(ex.drift_loss, x, v)
+    check_dtype(got, torch.float32, name="drift_loss of float32 inputs",
+                hint="compute the loss in the dtype of x; no .double() or float64 accumulator")
+    check_tensor(got, (), name="drift_loss of float32 inputs")
+    check_close(got, v.double().square().sum(dim=1).mean(), rtol=1e-5,
+                prop="float32 inputs give the float64 value (1/N) sum_i |V_i|^2 to float32 accuracy")
+
+
 # ------------------------------------------------------------------------------ 4.2 multi_temperature_drift
 
 
@@ -127,6 +165,33 @@ def test_ex4_2_invariant_to_the_scale_of_the_data(ex):
                 hint="record (1/N) sum |V_tau|^2 of the raw field, not of the normalised one")
 
 
+@exercise("4.2", "multi_temperature_drift")
+def test_ex4_2_float32_small_tau_and_inputs_unchanged(ex):
+    x, y = far_float32(16, 12, 15)
+    taus = (SMALL_TAU, 0.2)
+    got, raw = call_unchanged(ex.multi_temperature_drift, x, y, taus)
+    want, want_raw = dm.multi_temperature_drift(x.double(), y.double(), None, taus)
+    check_float32(got, want, (12, 2), name="V of float32 inputs with tau = 0.02 and 0.2",
+                  prop="float32 inputs, tau = 0.02 and 0.2, data 3 away: dtype kept, finite, the float64 V")
+    check_close(torch.tensor([float(r) for r in raw], dtype=F64), torch.tensor(want_raw, dtype=F64),
+                rtol=F32_RTOL, atol=1e-12, prop="float32 inputs: the raw energies match the float64 ones",
+                finite_hint=STABLE_HINT)
+
+
+@exercise("4.2", "multi_temperature_drift")
+def test_ex4_2_zero_field_is_normalised_to_zero(ex):
+    # Every sample and every data point at the origin: each V_tau is exactly zero, so its rms is zero too.
+    x, y = torch.zeros(5, 2, dtype=F64), torch.zeros(7, 2, dtype=F64)
+    got, raw = ex.multi_temperature_drift(x, y, (0.1, 0.5))
+    check_tensor(got, (5, 2), name="V when every field is zero",
+                 finite_hint="the guard of the normalisation broke: a zero field has rms 0, and 0 / 0 is NaN; divide "
+                 "by rms.clamp_min(1e-12) so that a zero field stays zero")
+    check_close(got, torch.zeros_like(got), atol=1e-12, prop="a zero field stays zero after normalisation",
+                hint="V_tau / max(rms, 1e-12) is exactly 0 when V_tau is 0")
+    check_close(torch.tensor([float(r) for r in raw], dtype=F64), torch.zeros(2, dtype=F64), atol=1e-12,
+                prop="the raw energies of zero fields are 0")
+
+
 # ------------------------------------------------------------------------------------- 4.3 drift_particles
 
 
@@ -163,6 +228,15 @@ def test_ex4_3_particles_reach_the_data(ex):
                hint="move along +V (towards the data), and recompute V as the particles move")
 
 
+@exercise("4.3", "drift_particles")
+def test_ex4_3_float32_trajectory(ex):
+    x0, y = far_float32(24, 10, 12, offset=1.0)
+    got = call_unchanged(ex.drift_particles, x0, y, 0.3, 0.5, 3)
+    check_float32(got, _reference_drift(x0.double(), y.double(), 0.3, 0.5, 3), (4, 10, 2),
+                  name="the trajectory of float32 particles",
+                  prop="float32 particles give a float32 trajectory equal to the float64 one to float32 accuracy")
+
+
 # -------------------------------------------------------------------------------------- 4.4 generator_step
 
 
@@ -190,15 +264,17 @@ def test_ex4_4_matches_a_step_with_drifting_loss(ex):
                hint="return float(loss)")
     check_close(torch.tensor(loss, dtype=F64), want_loss.detach(),
                 prop="the returned loss is the value before the step, (1/N) sum |V_i|^2 of the normalised field",
-                hint="return the loss computed in this step, not one recomputed after optimizer.step()")
+                hint="the value to return is this step's drift loss at the samples before the update; if the "
+                "parameters below match, look at which samples the returned number was computed from")
     check_close(torch.tensor([float(r) for r in raw], dtype=F64), torch.tensor(stats["raw_drift_sq"], dtype=F64),
                 prop="raw holds each temperature's (1/N) sum |V_tau|^2 before normalisation",
                 hint="return the raw list of exercise 4.2 unchanged")
     for (name, got_p), want_p in zip(net.named_parameters(), twin.parameters()):
         check_close(got_p.detach(), want_p.detach(),
                     prop=f"after one step the generator's {name} equals that of a step with dm.drifting_loss",
-                    hint="optimizer.zero_grad() first (stale gradients add up), then loss.backward() and "
-                         "optimizer.step(); the loss sums over dims and averages over samples")
+                    hint="the parameters must move by exactly one SGD step on this step's drift loss; a "
+                         "difference comes from gradients left from before (zero them first), a missing "
+                         "backward or step, or a loss not summed over dims and averaged over samples")
 
 
 @exercise("4.4", "generator_step")
@@ -269,3 +345,14 @@ def test_ex4_5_attraction_only_collapses(ex):
                f"spread (std per dim): data {data:.3g}, balanced {bal:.3g}, attraction only {att:.3g} "
                f"(expected balanced > {0.7 * data:.3g}, attraction only < {0.05 * data:.3g})",
                hint="repulsion = 0 must remove V- entirely; V+ moves each sample to a weighted mean of the data")
+
+
+@exercise("4.5", "unbalanced_drift")
+def test_ex4_5_float32_small_tau_and_inputs_unchanged(ex):
+    x, y = far_float32(45, 10, 12)
+    for tau in (0.5, SMALL_TAU):
+        got = call_unchanged(ex.unbalanced_drift, x, y, tau, 1.5, 0.5)
+        want = 1.5 * dm.mean_shift(x.double(), y.double(), tau, "laplace") - 0.5 * dm.mean_shift(
+            x.double(), x.double(), tau, "laplace")
+        check_float32(got, want, (10, 2), name=f"unbalanced_drift of float32 inputs (tau = {tau})",
+                      prop=f"float32 inputs, data 3 away, tau = {tau}: dtype kept, finite, the float64 field")

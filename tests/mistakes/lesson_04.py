@@ -79,6 +79,8 @@ MULTI_MISTAKES = [
                                                      raw_of=lambda v, vn: float(vn.square().sum(1).mean()))),
     ("raw energy as a mean over dimensions too", _multi(lambda v: v / _rms(v),
                                                         raw_of=lambda v, vn: float(v.square().mean()))),
+    ("normalisation without its floor (a zero field gives 0 / 0 = NaN)", _multi(lambda v: v / v.square().mean().sqrt())),
+    ("the summed field returned in float64 whatever the input dtype", _multi(lambda v: (v / _rms(v)).double())),
 ]
 
 
@@ -109,6 +111,18 @@ def _batch(x, y, tau):
     return dm.batch_drift_field(x, y, None, tau)
 
 
+def _particles_update_x0_in_place(f, m):
+    def wrong(x0, y_pos, tau, step, n_steps):
+        x = x0  # no copy: the updates below land in the caller's tensor
+        states = [x0.clone()]
+        for _ in range(n_steps):
+            x.add_(step * dm.batch_drift_field(x, y_pos, None, tau))
+            states.append(x.clone())
+        return torch.stack(states)
+
+    return wrong
+
+
 PARTICLE_MISTAKES = [
     ("moves against the field (x - step V)", _particles(_batch, sign=-1.0)),
     ("field computed once at x0 and never updated", _particles(_batch, frozen=True)),
@@ -117,6 +131,9 @@ PARTICLE_MISTAKES = [
     ("Gaussian kernel instead of Laplace", _particles(lambda x, y, t: dm.batch_drift_field(x, y, None, t, "gaussian"))),
     ("uncoupled softmaxes instead of the double softmax",
      _particles(lambda x, y, t: dm.batch_drift_field(x, y, None, t, normalisation="uncoupled"))),
+    ("particles moved in float64 whatever the dtype of x0", _particles(lambda x, y, t: _batch(x.double(), y.double(), t))),
+    ("x0 updated in place (the right trajectory, but the caller's x0 ends at the last state)",
+     _particles_update_x0_in_place),
 ]
 
 
@@ -155,12 +172,16 @@ def _step(forget_zero=False, sign=1.0, raw_field=False, loss_after=False, dims_m
 # ---------------------------------------------------------------------------------------------------- 4.5
 
 
-def _shift(x, targets, tau, squared=False, mask=False):
+def _shift(x, targets, tau, squared=False, mask=False, naive=False):
     dist = torch.cdist(x, targets)
     logits = -(dist.square() if squared else dist) / tau
     if mask:
         logits = logits.masked_fill(torch.eye(len(x), dtype=torch.bool), float("-inf"))
-    return torch.softmax(logits, dim=1) @ targets - x
+    if naive:  # exp / sum: 0 / 0 once every exp underflows
+        weights = logits.exp() / logits.exp().sum(dim=1, keepdim=True)
+    else:
+        weights = torch.softmax(logits, dim=1)
+    return weights @ targets - x
 
 
 MISTAKES = [
@@ -188,4 +209,7 @@ MISTAKES = [
             lambda f, m: lambda x, y, tau, a, r: a * _shift(x, y, tau, squared=True) - r * _shift(x, x, tau, squared=True)),
     Mistake("4.5", "unbalanced_drift", "self-masked negatives (batch habit) in the population form",
             lambda f, m: lambda x, y, tau, a, r: a * _shift(x, y, tau) - r * _shift(x, x, tau, mask=True)),
+    Mistake("4.5", "unbalanced_drift", "softmax written as exp / sum (0 / 0 in float32 at a small temperature)",
+            lambda f, m: lambda x, y, tau, a, r: a * _shift(x, y, tau, naive=True) - r * _shift(x, x, tau, naive=True)),
 ]
+
