@@ -35,10 +35,12 @@
 #
 # **Time.** About 90 minutes: 35 to read the derivation, 55 for the six exercises (1.5 and 1.6 take longest).
 #
-# **When you are right.** You fill in `lessons/01/exercises.py` and run `pytest lessons/01`. Each exercise starts
-# as "not implemented"; when it is right its line on the scoreboard at the end of the run says `passed`, and the
-# last line reads `6 of 6 exercises complete`. A failing check tells you which property broke (a sign, a scale,
-# an identity with autograd) and gives a hint. The demos below use your functions as soon as they work, and the
+# **When you are right.** You fill in `lessons/01/exercises.py` and run `pytest lessons/01`. Each exercise starts as
+# "not implemented"; when it is right its line on the scoreboard at the end of the run says `passed`, and the last
+# line reads `6 of 6 exercises complete`. A failing check tells you which property broke (a sign, a scale, an identity
+# with autograd) and gives a hint. In the notebook you can grade without leaving it: the cell under each exercise's
+# description runs that exercise's checks and prints its grade: all checks passed, not implemented yet, or the first
+# failure with the property that broke and a hint. The demos below use your functions as soon as they work, and the
 # worked solutions before that; each demo prints which one it used.
 
 # %%
@@ -48,7 +50,7 @@ import matplotlib.pyplot as plt
 import torch
 from torch.distributions import MultivariateNormal
 
-from course import learner_or_reference, load_exercises
+from course import check_exercise, learner_or_reference, load_exercises
 
 torch.set_default_dtype(torch.float64)  # closed forms are compared to many digits below
 ex = load_exercises("01")  # your exercises
@@ -268,7 +270,11 @@ print(f"tau = 0.2, every sample at the mode {mode[0].numpy().round(3)} of p_tau:
 # `torch.linalg.solve` rather than forming the inverse. The checks compare it with the autograd gradient of
 # `MultivariateNormal(mean, cov).log_prob` in float64 and test that it is zero at the mean, points towards the
 # mean, and is affine in $x$. Run them with `pytest lessons/01 -k ex1_1`.
-#
+
+# %%
+check_exercise(ex, "1.1")
+
+# %% [markdown]
 # ### Exercise 1.2: `gaussian_kl(mean_q, cov_q, mean_p, cov_p) -> Tensor`
 #
 # Between two Gaussians the KL has the closed form
@@ -283,13 +289,20 @@ print(f"tau = 0.2, every sample at the mode {mode[0].numpy().round(3)} of p_tau:
 # it is zero for equal arguments and positive otherwise, that it is not symmetric, that it does not change when
 # both Gaussians go through the same affine map, and that it agrees with a Monte Carlo estimate on 200,000
 # samples. `pytest lessons/01 -k ex1_2`.
-#
+
+# %%
+check_exercise(ex, "1.2")
+
+# %% [markdown]
 # ### Exercise 1.3: `kl_monte_carlo(x, log_q, log_p) -> (estimate, standard_error)`
 #
 # With samples $x_i \sim q$ and $d_i = \log q(x_i) - \log p(x_i)$, the mean $\frac1N\sum_i d_i$ is an unbiased
 # estimate of $\mathrm{KL}(q\,\|\,p)$ and its standard error is $\operatorname{std}(d)/\sqrt N$ (with the
 # unbiased variance). This is how a KL is estimated when only log-densities can be evaluated, and it is our
 # check of the closed form. `pytest lessons/01 -k ex1_3`.
+
+# %%
+check_exercise(ex, "1.3")
 
 # %%
 gen = torch.Generator().manual_seed(0)
@@ -317,7 +330,11 @@ for n in (100, 1_000, 10_000, 100_000):
 # per-sample KL integrand $\log q(x) - \log p(x)$ (with $q$'s parameters held fixed), and test that it is zero when
 # $q = p$, anti-symmetric in $(p, q)$, and that minus its average over samples of $q$ is the gradient of the KL with
 # respect to $\mu_q$. `pytest lessons/01 -k ex1_4`.
-#
+
+# %%
+check_exercise(ex, "1.4")
+
+# %% [markdown]
 # The figure below draws $V$ for the two Gaussians above. Far from both, the two attractions almost cancel
 # and $V$ is small; near $q$, the repulsion $-s_q$ spreads $q$ out, and overall the field carries $q$'s mass
 # towards $p$.
@@ -376,7 +393,11 @@ plt.show()
 # sample mean is $0$ and sample second moment is $I$), and with autograd of the per-sample integrand through
 # $x_i = \mu + L\varepsilon_i$ with $q$'s own parameters frozen, which is step 2 without its second term.
 # `pytest lessons/01 -k ex1_5`.
-#
+
+# %%
+check_exercise(ex, "1.5")
+
+# %% [markdown]
 # The demo draws plain noise and watches the estimate approach the exact gradient as $N$ grows. Dropping the
 # term $\mathbb E_q[\partial_\theta \log q_\theta]$ costs nothing on average: the estimate stays unbiased.
 
@@ -419,6 +440,9 @@ for n in (10, 100, 1_000, 10_000):
 # `(n_steps + 1,)`). Because $V_t$ is affine in $x$, a Gaussian cloud stays Gaussian, so fitting a Gaussian
 # loses nothing here. The checks compare with a float64 reference, and test that the KL never goes up, ends near
 # zero, and that the particles' mean and covariance reach $p$'s. `pytest lessons/01 -k ex1_6`.
+
+# %%
+check_exercise(ex, "1.6")
 
 # %%
 start = torch.tensor([-3.0, 2.0]) + torch.randn(300, 2, generator=gen) @ torch.tensor([[0.3, 0.0], [0.1, 0.2]])

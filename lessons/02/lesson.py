@@ -34,10 +34,12 @@
 #
 # **Time.** About 60 minutes: 25 to read and derive, 35 for the four exercises.
 #
-# **What right looks like.** Fill in `lessons/02/exercises.py` and run `pytest lessons/02`. Each exercise has four
-# graded checks; when one is done its scoreboard line reads `passed  4/4 checks`, and the run ends with
-# `4 of 4 exercises complete`. The demos below print `[demo] using your ...` once your function works (before that
-# they use the reference in `drifting_min` and say so).
+# **What right looks like.** Fill in `lessons/02/exercises.py` and run `pytest lessons/02`. Each exercise has several
+# graded checks; when one is done its scoreboard line reads `passed`, and the run ends with
+# `4 of 4 exercises complete`. In the notebook, the cell under each exercise's description runs that exercise's checks
+# and prints its grade: all checks passed, not implemented yet, or the first failure with the property that broke and
+# a hint. The demos below print `[demo] using your ...` once your function works (before that they use the reference
+# in `drifting_min` and say so).
 #
 # **Notation.** Queries $x$ ($N \times D$), data $y_1, \dots, y_M$ ($M \times D$), temperature (bandwidth)
 # $\tau$. The Gaussian kernel is $k(x, y) = \exp(-\|x - y\|^2 / (2\tau^2))$; the Laplace kernel, which appears at the
@@ -52,7 +54,7 @@ import numpy as np
 import torch
 
 import drifting_min as dm
-from course import learner_or_reference, load_exercises
+from course import check_exercise, learner_or_reference, load_exercises
 
 ex = load_exercises("02")
 pairwise_distances = learner_or_reference(ex.pairwise_distances, dm.pairwise_distances)
@@ -84,6 +86,9 @@ torch.manual_seed(0)
 # with `drifting_min.pairwise_distances` and test four properties: $d(y, x) = d(x, y)^\top$, a zero diagonal for
 # $d(x, x)$, invariance when both sets are rotated and translated, and `squared=True` equal to the square of
 # `squared=False`. Run them with `pytest lessons/02 -k ex2_1`.
+
+# %%
+check_exercise(ex, "2.1")
 
 # %%
 x_small = torch.tensor([[0.0, 0.0], [3.0, 4.0]], dtype=torch.float64)
@@ -124,6 +129,9 @@ print(pairwise_distances(x_small, y_small, squared=True))
 # together (nothing may change). Run them with `pytest lessons/02 -k ex2_2`.
 
 # %%
+check_exercise(ex, "2.2")
+
+# %%
 data_demo = torch.randn(6, 2, dtype=torch.float64)
 far = torch.tensor([[3.0, 3.0], [-4.0, 1.0]], dtype=torch.float64)
 tau = 0.02
@@ -162,6 +170,9 @@ print("kde_log_density (logsumexp): ", kde_log_density(far, data_demo, tau).nump
 # single data point (the score of one Gaussian is $(y - x)/\tau^2$ exactly), translate queries and data together
 # (the $-x$ term cancels the shift only if the weights sum to one), and ask for a finite answer at $\tau = 0.02$
 # (where $e^{\ell}/\sum e^{\ell}$ written by hand is $0/0$). Run them with `pytest lessons/02 -k ex2_3`.
+
+# %%
+check_exercise(ex, "2.3")
 
 # %%
 queries = torch.randn(5, 2, dtype=torch.float64)
@@ -267,6 +278,9 @@ plt.show()
 # $x + \tau^2 \nabla \log p_\tau$ from autograd; then they test the properties: in 1-D every answer lies between the
 # smallest and largest data point (a convex combination), as $\tau \to 0$ it is the nearest data point, and as
 # $\tau \to \infty$ the mean of the data. Run them with `pytest lessons/02 -k ex2_4`.
+
+# %%
+check_exercise(ex, "2.4")
 
 # %%
 data_1d = torch.tensor([[-2.0], [-0.6], [0.2], [1.3], [2.8]], dtype=torch.float64)

@@ -35,11 +35,12 @@
 # **Time.** About 105 minutes: 40 to read and derive, 65 for the six exercises (the batch field of 3.6 alone
 # takes about 25).
 #
-# **What right looks like.** Fill in `lessons/03/exercises.py` and run `pytest lessons/03`. Each exercise has two to
-# five graded checks; when one is done its scoreboard line reads `passed`, and the run ends with
-# `6 of 6 exercises complete`. The demos below print `[demo] using your ...` once your function works; before that
-# they use the reference (`drifting_min`, or the worked solution where `drifting_min` has no such function) and
-# say so.
+# **What right looks like.** Fill in `lessons/03/exercises.py` and run `pytest lessons/03`. Each exercise has several
+# graded checks; when one is done its scoreboard line reads `passed`, and the run ends with
+# `6 of 6 exercises complete`. In the notebook, the cell under each exercise's description runs that exercise's checks
+# and prints its grade: all checks passed, not implemented yet, or the first failure with the property that broke and
+# a hint. The demos below print `[demo] using your ...` once your function works; before that they use the reference
+# (`drifting_min`, or the worked solution where `drifting_min` has no such function) and say so.
 #
 # **Notation.** Queries $x$ ($N \times D$, the generated samples), positives $y^+$ ($M \times D$, the data),
 # negatives $y^-$ ($K \times D$, generated samples), temperature $\tau$. Gaussian kernel
@@ -55,7 +56,7 @@ import numpy as np
 import torch
 
 import drifting_min as dm
-from course import learner_or_reference, load_exercises
+from course import check_exercise, learner_or_reference, load_exercises
 
 ex = load_exercises("03")
 worked = load_exercises("03", solutions=True)  # the reference for exercises that drifting_min has no function for
@@ -111,6 +112,9 @@ def blobs(centres, std, n, seed):
 # $V(x) = y - x$. Run them with `pytest lessons/03 -k ex3_1`.
 
 # %%
+check_exercise(ex, "3.1")
+
+# %%
 data_demo, x_demo = blobs([[0.0, 0.0], [2.0, 1.0]], 0.4, 30, seed=1), blobs([[1.0, -1.0]], 1.0, 5, seed=2)
 tau = 0.6
 x_grad = x_demo.clone().requires_grad_(True)
@@ -152,6 +156,9 @@ print("max |V+ - tau^2 * autograd score| =", float((v_pos - tau**2 * score).abs(
 # `path[t + 1] = path[t] + V+(path[t])` for the Gaussian kernel (use your `mean_shift`). The checks compare the path
 # with the iterations done by hand, check that the KDE log-density never decreases along it, and that two
 # well-separated clusters end in two modes, each a fixed point ($|V^+| \approx 0$). Run `pytest lessons/03 -k ex3_2`.
+
+# %%
+check_exercise(ex, "3.2")
 
 # %%
 data = torch.cat([blobs([[-1.5, -1.0], [1.5, -1.0]], 0.35, 60, seed=3), blobs([[0.0, 1.6]], 0.5, 80, seed=4)])
@@ -227,7 +234,11 @@ print("largest decrease of log p along a step (rounding only):", float((log_p_pa
 # Return $V(x) = V^+(x) - V^-(x)$, $N \times D$, from two calls of your `mean_shift`. The checks compare with
 # `drifting_min.drift_field`, test anti-symmetry, $V = 0$ when the sets coincide, the Gaussian score difference by
 # autograd, and translation equivariance. Run `pytest lessons/03 -k ex3_3`.
-#
+
+# %%
+check_exercise(ex, "3.3")
+
+# %% [markdown]
 # ## 4. The joint form: an average over pairs
 #
 # The paper also writes the field as a single expectation over a positive and a negative drawn together. Because
@@ -251,6 +262,9 @@ print("largest decrease of log p along a step (rounding only):", float((log_p_pa
 # tensor of differences $y^+_j - y^-_k$, and one `torch.einsum`. The checks compare with the two-mean-shift form,
 # check that one positive and one negative give $V = y^+ - y^-$ at every query, and anti-symmetry.
 # Run `pytest lessons/03 -k ex3_4`.
+
+# %%
+check_exercise(ex, "3.4")
 
 # %%
 y_pos = blobs([[-1.2, 0.8], [1.2, 0.8]], 0.3, 40, seed=5)  # data: two blobs
@@ -321,6 +335,9 @@ plt.show()
 # plain distances. The checks compare with `drifting_min.laplace_preconditioner`, verify
 # $V^+ = \rho\, \nabla \log(p * K)$ with autograd, and test the limits (one data point: $\rho = \tau(\tau + r)$; on an
 # isolated data point: $\rho = \tau^2$). Run `pytest lessons/03 -k ex3_5`.
+
+# %%
+check_exercise(ex, "3.5")
 
 # %%
 data_1d = blobs([[-1.0, 0.0], [1.5, 0.0]], 0.25, 40, seed=7)
@@ -416,6 +433,9 @@ print("queries are the negatives (masked), y+ = x:  max |V| =",
 # `x.detach()`. The checks compare with `drifting_min.batch_drift_field` (with and without explicit negatives, both
 # kernels), test translation equivariance (the $-x$ terms cancel), anti-symmetry and the zero field for explicit
 # negatives, and an exact mask at a scale where a large finite logit fails. Run `pytest lessons/03 -k ex3_6`.
+
+# %%
+check_exercise(ex, "3.6")
 
 # %%
 n_q, m_p, tau_b = 8, 10, 0.6

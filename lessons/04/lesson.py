@@ -36,11 +36,12 @@
 #
 # **Time.** About 90 minutes: 35 to read and derive, 55 for the five exercises.
 #
-# **What right looks like.** Fill in `lessons/04/exercises.py` and run `pytest lessons/04`. Each exercise has two
-# or three graded checks; when one is done its scoreboard line reads `passed`, and the run ends with
-# `5 of 5 exercises complete`. The demos below print `[demo] using your ...` once your function works; before that
-# they use the reference (`drifting_min`, or the worked solution where `drifting_min` has no such function) and
-# say so.
+# **What right looks like.** Fill in `lessons/04/exercises.py` and run `pytest lessons/04`. Each exercise has several
+# graded checks; when one is done its scoreboard line reads `passed`, and the run ends with
+# `5 of 5 exercises complete`. In the notebook, the cell under each exercise's description runs that exercise's checks
+# and prints its grade: all checks passed, not implemented yet, or the first failure with the property that broke and
+# a hint. The demos below print `[demo] using your ...` once your function works; before that they use the reference
+# (`drifting_min`, or the worked solution where `drifting_min` has no such function) and say so.
 #
 # **Notation.** Generated samples $x$ ($N \times D$), data (positives) $y^+$ ($M \times D$), negatives $y^-$,
 # temperature $\tau$, drift $V_i = V(x_i)$. Wherever a field from lesson 03 is needed we use its batch form:
@@ -54,7 +55,7 @@ import matplotlib.pyplot as plt
 import torch
 
 import drifting_min as dm
-from course import learner_or_reference, load_exercises
+from course import check_exercise, learner_or_reference, load_exercises
 
 torch.set_num_threads(1)  # small problems: one thread is as fast, and the timings below are steadier
 ex = load_exercises("04")
@@ -118,6 +119,9 @@ data = ring_of_blobs(4096)
 # gradient $-2V/N$ with autograd, and pass a drift that was *computed from x with gradients on*: the gradient must
 # still be exactly $-2V/N$, and a drift that is a leaf tensor must receive no gradient. Run them with
 # `pytest lessons/04 -k ex4_1`.
+
+# %%
+check_exercise(ex, "4.1")
 
 # %%
 gen = torch.Generator().manual_seed(0)
@@ -204,7 +208,11 @@ print(f"time: {seconds_stop * 1e3:.1f} ms with the stop-gradient, {seconds_throu
 # normalised). Do not modify `x0` and do not update in place (every stored state would then be the same tensor).
 # The checks compare with a reference loop and check that the energy distance to the data falls below a tenth of
 # its starting value. Run them with `pytest lessons/04 -k ex4_3`.
-#
+
+# %%
+check_exercise(ex, "4.3")
+
+# %% [markdown]
 # The energy distance $2\,\mathbb E\|x - y\| - \mathbb E\|x - x'\| - \mathbb E\|y - y'\|$ is zero exactly when the
 # two distributions are equal; it is the progress measure of this lesson's figures.
 
@@ -268,7 +276,11 @@ plt.show()
 # `dm.multi_temperature_drift(x, y_pos, None, taus)`, check that a single temperature gives mean square 1 and the
 # same temperature twice gives twice the field, and check that scaling data, samples and temperatures by $c$
 # leaves the normalised field unchanged (with the raw energies scaling by $c^2$). Run them with `pytest lessons/04 -k ex4_2`.
-#
+
+# %%
+check_exercise(ex, "4.2")
+
+# %% [markdown]
 # The paper's temperatures are meant for features rescaled so that typical distances are about 1 (lesson 06). On
 # the raw coordinates of our toy (blobs of width 0.15 on a circle of radius 2) we use $\tau = 0.1, 0.3, 1$ instead.
 # The cell compares the particles of section 3 before and after their drift.
@@ -378,7 +390,11 @@ plt.show()
 # (the copy with `dm.drifting_loss`) and compare every parameter afterwards, starting from stale gradients that a
 # correct step clears; they check a linear generator against the closed form above, and that with one temperature
 # the returned loss is exactly $D$. Run them with `pytest lessons/04 -k ex4_4`.
-#
+
+# %%
+check_exercise(ex, "4.4")
+
+# %% [markdown]
 # Below: a small MLP ($\varepsilon \in \mathbb R^8$, two hidden layers of 128, SiLU) trained for 400 steps with
 # Adam (learning rate $10^{-2}$ with a cosine decay to 0) on the eight blobs, 256 generated samples and 256 data
 # points a step, temperatures $0.1, 0.3, 1$.
@@ -459,6 +475,9 @@ plt.show()
 # field vanishes for $a = r$ and equals $(a - r)V^+$ otherwise; and drift particles with attraction only (their
 # spread must collapse below 5% of the data's) and balanced (their spread must stay above 70% of it). Run them with
 # `pytest lessons/04 -k ex4_5`.
+
+# %%
+check_exercise(ex, "4.5")
 
 # %%
 settings = {"balanced (a = r = 1)": (1.0, 1.0), "1.5x attraction": (1.5, 1.0),

@@ -29,8 +29,10 @@
 #
 # **Time.** About 90 minutes: 25 of reading, 50 for the five exercises, 15 for the ablations.
 #
-# **When an exercise is right**, `pytest lessons/05 -k ex5_K` passes and its row in the scoreboard reads
-# `passed`; the figures below then say "using your ...".
+# **When an exercise is right**, `pytest lessons/05 -k ex5_K` passes and its row in the scoreboard reads `passed`; the
+# figures below then say "using your ...". In the notebook, the cell under each exercise's description runs that
+# exercise's checks and prints its grade: all checks passed, not implemented yet, or the first failure with the
+# property that broke and a hint.
 
 # %%
 import json
@@ -40,7 +42,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 
-from course import learner_or_reference, load_exercises
+from course import check_exercise, learner_or_reference, load_exercises
 from course.loader import LESSONS
 from drifting_min import metrics, toys
 from drifting_min.plots import draw_field
@@ -105,6 +107,9 @@ show(fig)
 # and $(3, 4)$, $E(a, a) = 0$, symmetry, invariance to a shared rotation and shift, and $E(2a, 2b) = 2E(a, b)$.
 
 # %%
+check_exercise(ex, "5.1")
+
+# %%
 energy_distance = learner_or_reference(ex.energy_distance, ref.energy_distance)
 
 clean = toys.sample_data("eight_gaussians", 4000, seed=88)
@@ -148,7 +153,11 @@ for name, s in corrupt.items():
 # `cfg.normalise_each`. Return the loss before the step. Check with `pytest lessons/05 -k ex5_2`: two SGD
 # steps must match the reference parameter for parameter, the loss must equal $\frac1N\sum_i\lVert V_i\rVert^2$,
 # and a small step must move the samples along $V$.
-#
+
+# %%
+check_exercise(ex, "5.2")
+
+# %% [markdown]
 # The loop below uses your step (or the reference) on the two moons: 1,000 steps of 128 + 128 samples, the
 # learning rate decayed from $4\cdot10^{-3}$ along a cosine. It keeps snapshots to draw.
 
@@ -188,7 +197,11 @@ print(f"{cfg.steps} steps in {seconds:.1f} s; floor_ratio = {result['floor_ratio
 # (`torch.meshgrid(axis, axis, indexing="xy")` flattened), and $V$ at each, both $n^2 \times 2$. Check with
 # `pytest lessons/05 -k ex5_3`: the reference values, anti-symmetry (swap samples and data: $V \to -V$),
 # $V = 0$ when the samples are the data, unit RMS for one temperature.
-#
+
+# %%
+check_exercise(ex, "5.3")
+
+# %% [markdown]
 # Training as it happens: samples (orange) over the data (grey), and the field (blue) at each snapshot.
 
 # %%
@@ -236,7 +249,11 @@ show(fig)
 # `near[k]` is the share of *all* samples within $3\,\sigma$ of centre $c_k$; `covered` counts the modes
 # with `near[k] >= 0.05`. Check with `pytest lessons/05 -k ex5_5` (the boundary cases count: exactly
 # $3\sigma$ away is near, exactly 5% is covered).
-#
+
+# %%
+check_exercise(ex, "5.5")
+
+# %% [markdown]
 # ## 6. Ablations: what each part of the method does
 #
 # ### Exercise 5.4: `ablation(base, **change) -> {"base": metrics, "variant": metrics}`
@@ -244,7 +261,11 @@ show(fig)
 # Build the variant with `dataclasses.replace(base, **change)`, train both with
 # `toys.train(cfg, progress=False)`, return their `.metrics`. Training is seeded by the config, so the
 # two runs differ only by the change. Check with `pytest lessons/05 -k ex5_4` (tiny runs: a few seconds).
-#
+
+# %%
+check_exercise(ex, "5.4")
+
+# %% [markdown]
 # The full-size ablations take about ten minutes on two cores, too long for building this page, so their
 # results are cached in `lessons/05/ablations.json`, written by
 #
