@@ -203,9 +203,10 @@ drift_particles = learner_or_reference(ex.drift_particles, ref.drift_particles)
 #
 # Neither $q$ is $p$. A generator whose samples all coincide at such a point gets no gradient at all from the
 # field, and one whose samples *nearly* coincide gets a push that depends on how the field grows with their
-# spread: at the centre of the eight Gaussians a spread of $10^{-3}$ already gives $|V|$ of order one at small
-# $\tau$, while at a mode it gives $|V|$ of order $10^{-4}$ (the cell below). That is why a start collapsed on a mode
-# needs care; lesson 05 measures what it takes to leave one.
+# spread. At $\tau = 0.2$, a spread of $10^{-3}$ gives $|V|$ up to about $0.1$ at the centre of the eight Gaussians,
+# where the samples sit between modes that pull apart, but only about $3 \cdot 10^{-4}$ at a mode, where the pull
+# of the data holds them together (the cell below). That is why a start collapsed on a mode needs care; lesson 05
+# measures what it takes to leave one.
 
 # %%
 import drifting_min as dm  # the kernel fields of lessons 02 to 05, used here only for the counterexamples
