@@ -232,7 +232,8 @@ print(f"cut normal: max |V| over 1,000 samples of q = {float(v_half.abs().max())
       f"{float(d.mean()):.4f} (every sample contributes log 2 = {math.log(2):.4f})")
 
 angles = torch.arange(8) * (math.pi / 4)
-rotations = torch.stack([torch.stack([angles.cos(), -angles.sin()], 1), torch.stack([angles.sin(), angles.cos()], 1)], 1)
+cos, sin = angles.cos(), angles.sin()
+rotations = torch.stack([torch.stack([cos, -sin], 1), torch.stack([sin, cos], 1)], 1)  # 8 x 2 x 2
 blob = torch.tensor([2.0, 0.0]) + 0.05 * torch.randn(128, 2, generator=gen_demo)
 data8 = torch.cat([blob @ r.T for r in rotations])  # eight turned copies of one blob: symmetric under 45 degrees
 centre = torch.zeros(64, 2)  # every generated sample at the centre
@@ -537,10 +538,11 @@ print(f"   covariance {c_end.flatten().numpy().round(4)} (target {cov_p.flatten(
 #   $V_t(x) = -\Sigma_p^{-1}(x - \mu_p) + \Sigma_t^{-1}(x - \mu_t)$. Averaging over the particles,
 #   $\mu' - \mu_p = (I - \eta\Sigma_p^{-1})(\mu_t - \mu_p)$: along an eigenvector of $\Sigma_p$ with eigenvalue
 #   $\lambda$ the error of the mean is multiplied by $1 - \eta/\lambda$. Subtracting the mean,
-#   $x' - \mu' = M(x - \mu_t)$ with $M = I + \eta(\Sigma_t^{-1} - \Sigma_p^{-1})$, so $\Sigma' = M \Sigma_t M^\top$. Near
-#   the target put $\Sigma_t = \Sigma_p + \Delta$; to first order $\Sigma_t^{-1} \approx \Sigma_p^{-1} - \Sigma_p^{-1}\Delta\Sigma_p^{-1}$
-#   and $\Delta' \approx \Delta - \eta(\Sigma_p^{-1}\Delta + \Delta\Sigma_p^{-1})$: in the eigenbasis of $\Sigma_p$ the entry
-#   $\Delta_{ab}$ is multiplied by $1 - \eta(1/\lambda_a + 1/\lambda_b)$, at worst $1 - 2\eta/\lambda_{\min}$. The
+#   $x' - \mu' = M(x - \mu_t)$ with $M = I + \eta(\Sigma_t^{-1} - \Sigma_p^{-1})$, so $\Sigma' = M \Sigma_t M^\top$.
+#   Near the target put $\Sigma_t = \Sigma_p + \Delta$; to first order
+#   $\Sigma_t^{-1} \approx \Sigma_p^{-1} - \Sigma_p^{-1}\Delta\Sigma_p^{-1}$ and
+#   $\Delta' \approx \Delta - \eta(\Sigma_p^{-1}\Delta + \Delta\Sigma_p^{-1})$: in the eigenbasis of $\Sigma_p$ the
+#   entry $\Delta_{ab}$ is multiplied by $1 - \eta(1/\lambda_a + 1/\lambda_b)$, at worst $1 - 2\eta/\lambda_{\min}$. The
 #   covariance is the stricter of the two. Past $\eta = \lambda_{\min}/2$ its factor is negative: each step
 #   overshoots and the error changes sign, though it still shrinks. Past $\eta = \lambda_{\min}$ the factor is below
 #   $-1$: the error grows, the spread never settles and the KL stays large. Past $2\lambda_{\min}$ the mean runs

@@ -204,8 +204,8 @@ print("largest decrease of log p along a step (rounding only):", float((log_p_pa
 # them. A step of $\nabla \log p_\tau$ instead of $\tau^2 \nabla \log p_\tau$ (forgetting that the mean shift *is* the
 # scaled score) is $1/\tau^2$ times the mean-shift step. At the temperatures of practice, $\tau < 1$, that
 # overshoots (400 times too far at $\tau = 0.05$), and the density no longer increases: with this section's data,
-# starts and $\tau = 0.45$, every one of the 49 paths goes down at some step and flies off. For $\tau > 1$ the same slip gives a *shorter* step,
-# which still climbs, only slowly.
+# starts and $\tau = 0.45$, every one of the 49 paths goes down at some step and flies off. For $\tau > 1$ the
+# same slip gives a *shorter* step, which still climbs, only slowly.
 #
 # ## 3. The drift field: attraction minus repulsion
 #

@@ -275,7 +275,8 @@ plt.show()
 # None, tau)` for $V_\tau$ and guard the division with `clamp_min(1e-12)`. The checks compare with
 # `dm.multi_temperature_drift(x, y_pos, None, taus)`, check that a single temperature gives mean square 1 and the
 # same temperature twice gives twice the field, and check that scaling data, samples and temperatures by $c$
-# leaves the normalised field unchanged (with the raw energies scaling by $c^2$). Run them with `pytest lessons/04 -k ex4_2`.
+# leaves the normalised field unchanged (with the raw energies scaling by $c^2$). Run them with
+# `pytest lessons/04 -k ex4_2`.
 
 # %%
 check_exercise(ex, "4.2")

@@ -344,9 +344,9 @@ for group in ("anti-symmetry", "collapsed start", "batch size"):
 # (lesson 01, section 4). These start almost coincident (a spread of about $2\cdot10^{-5}$: the generator's last
 # layer is shrunk, not zeroed), so the raw field is small, with a root mean square of order $10^{-4}$ to $10^{-3}$
 # across the three temperatures. The per-temperature normalisation rescales each to unit size; the repulsion
-# between nearby samples then spreads them, and the largest temperature reaches along the circle. In 3,000 steps the samples spread around the whole circle and
-# cover about half of the modes, with mass still strung between them (the table's ratio and mode count say
-# how far it got); it keeps improving with more steps. With the published demo's single raw temperature
+# between nearby samples then spreads them, and the largest temperature reaches along the circle. In 3,000 steps
+# the samples spread around the whole circle and cover about half of the modes, with mass still strung between
+# them (the table's ratio and mode count say how far it got); it keeps improving with more steps. With the published demo's single raw temperature
 # 0.05 and no normalisation, the field at a sample 1.5 units from the next mode is vanishingly small and the
 # samples never leave the mode they started on. Moving mass between modes 1.5 apart at these temperatures is
 # slow in the default run too: its mode shares end between about 0.11 and 0.14 instead of 0.125. The larger
