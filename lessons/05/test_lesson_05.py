@@ -13,12 +13,18 @@ import dataclasses
 import torch
 
 import drifting_min as dm
-from course import check_close, check_tensor, check_true, draw, exercise
+from course import call_unchanged, check_close, check_dtype, check_tensor, check_true, draw, exercise
 from drifting_min import metrics, toys
 
 
-# A tiny, fast configuration for the training checks.
+# A tiny, fast configuration for the training checks. Each check works on its own copy (tiny()), so that a
+# function that changes its config in place cannot leak into the reference runs or into later checks.
 TINY = toys.ToyConfig(dataset="eight_gaussians", steps=100, batch_gen=64, batch_data=64, hidden=32, depth=2, seed=3)
+
+
+def tiny(**change) -> toys.ToyConfig:
+    """A fresh copy of TINY (with ``change`` applied)."""
+    return dataclasses.replace(copy.deepcopy(TINY), **change)
 
 
 # ------------------------------------------------------------------------------------------------ 5.1 energy_distance
@@ -78,7 +84,7 @@ def _step_setup(seed: int = 0):
 
 @exercise("5.2", "train_step")
 def test_ex5_2_matches_reference_over_two_steps(ex):
-    cfg = dataclasses.replace(TINY, taus=(0.1, 0.3), kernel="laplace")
+    cfg = tiny(taus=(0.1, 0.3), kernel="laplace")
     gen, noise, y_pos = _step_setup(0)
     ref = copy.deepcopy(gen)
     opt, ref_opt = torch.optim.SGD(gen.parameters(), lr=0.05), torch.optim.SGD(ref.parameters(), lr=0.05)
@@ -96,7 +102,7 @@ def test_ex5_2_matches_reference_over_two_steps(ex):
 
 @exercise("5.2", "train_step")
 def test_ex5_2_samples_move_along_the_field(ex):
-    cfg = dataclasses.replace(TINY, taus=(0.2,), normalisation="uncoupled")
+    cfg = tiny(taus=(0.2,), normalisation="uncoupled")
     gen, noise, y_pos = _step_setup(1)
     with torch.no_grad():
         x0 = gen(noise)
@@ -110,6 +116,25 @@ def test_ex5_2_samples_move_along_the_field(ex):
     check_true(along > 0, "a small step moves the samples along V (sum_i <x_new - x_old, V_i> > 0)",
                f"sum of <move, V> = {along:.3g}",
                hint="the target is x + V (not x - V), detached; a non-detached target gives zero gradient")
+
+
+@exercise("5.2", "train_step")
+def test_ex5_2_every_field_option_is_used(ex):
+    # One configuration cannot tell a step that reads cfg.kernel from one that always uses the default: each
+    # option below changes the reference loss (by 1% to 100x), so each must change the learner's loss alike.
+    options = [("the base configuration", {}), ("kernel='gaussian'", dict(kernel="gaussian")),
+               ("normalisation='targets'", dict(normalisation="targets")),
+               ("normalisation='uncoupled'", dict(normalisation="uncoupled")),
+               ("normalise_each=False", dict(normalise_each=False))]
+    for label, change in options:
+        cfg = tiny(taus=(0.1, 0.3), **change)
+        gen, noise, y_pos = _step_setup(4)
+        ref = copy.deepcopy(gen)
+        loss = call_unchanged(ex.train_step, gen, torch.optim.SGD(gen.parameters(), lr=0.05), noise, y_pos, cfg)
+        ref_loss, _ = toys.train_step(ref, torch.optim.SGD(ref.parameters(), lr=0.05), noise, y_pos, tiny(taus=(0.1, 0.3), **change))
+        check_close(loss, ref_loss, rtol=1e-9, prop=f"configuration plumbing: with {label} the loss is the reference's",
+                    hint="every knob of the field must come from cfg: dm.multi_temperature_drift(x, y_pos, None, "
+                    "cfg.taus, cfg.kernel, cfg.normalisation, cfg.normalise_each)")
 
 
 # ------------------------------------------------------------------------------------------------ 5.3 field_on_grid
@@ -146,16 +171,37 @@ def test_ex5_3_zero_when_samples_are_data_and_antisymmetric(ex):
                 hint="divide by sqrt(mean of V^2 over points AND dimensions)")
 
 
+@exercise("5.3", "field_on_grid")
+def test_ex5_3_float32_small_tau_and_inputs_unchanged(ex):
+    # Samples and data 5 to 7 away from every grid point: at tau = 0.02 every Laplace exp(-d / tau) is 0 in float32.
+    samples, data = draw(4, (20, 2), (25, 2), scale=0.3)
+    samples, data = (samples - torch.tensor([6.0, 0.0], dtype=torch.float64)).float(), (data + 6.0).float()
+    points, v = call_unchanged(ex.field_on_grid, samples, data, (0.02, 0.2), "laplace", lim=1.0, n=5)
+    ref_points, ref_v = toys.field_on_grid(samples.double(), data.double(), (0.02, 0.2), "laplace", lim=1.0, n=5)
+    stable = ("the property that broke is stability in float32 at a small temperature; a NaN usually means an "
+              "exp / sum that underflowed to 0 / 0 (dm.drift_field and torch.softmax are stable), or an rms "
+              "division without its floor")
+    for got, want, name in ((points, ref_points, "points"), (v, ref_v, "V")):
+        check_dtype(got, torch.float32, name=f"{name} for float32 samples",
+                    hint="build the grid with dtype=samples.dtype and keep every intermediate in that dtype")
+        check_tensor(got, (25, 2), name=f"{name} for float32 samples", finite_hint=stable)
+        # Float32 keeps about seven digits; 1e-4 is ten times looser than what the reference achieves here.
+        check_close(got, want, rtol=1e-4, atol=1e-4, finite_hint=stable,
+                    prop=f"float32 inputs, tau = 0.02 and 0.2, everything 5 away: {name} matches the float64 one")
+
+
 # ------------------------------------------------------------------------------------------------ 5.4 ablation
 
 
 @exercise("5.4", "ablation")
 def test_ex5_4_matches_training_runs(ex):
-    out = ex.ablation(TINY, taus=(0.05,))
+    out = call_unchanged(ex.ablation, tiny(), taus=(0.05,),
+                         hint="build the variant with dataclasses.replace(base, **change): setting fields of base "
+                         "changes the caller's config")
     check_true(isinstance(out, dict) and set(out) == {"base", "variant"},
                "ablation returns a dict with the keys 'base' and 'variant'", f"got {out!r:.200}")
-    base = toys.train(TINY, progress=False).metrics
-    variant = toys.train(dataclasses.replace(TINY, taus=(0.05,)), progress=False).metrics
+    base = toys.train(tiny(), progress=False).metrics
+    variant = toys.train(tiny(taus=(0.05,)), progress=False).metrics
     check_close(out["base"]["floor_ratio"], base["floor_ratio"], rtol=1e-9,
                 prop="'base' holds the metrics of the base configuration, unchanged",
                 hint="train base itself; apply the change only to the variant")
@@ -166,7 +212,7 @@ def test_ex5_4_matches_training_runs(ex):
 
 @exercise("5.4", "ablation")
 def test_ex5_4_attraction_only_is_worse(ex):
-    out = ex.ablation(TINY, attraction_only=True)
+    out = call_unchanged(ex.ablation, tiny(), attraction_only=True)
     b, v = out["base"]["floor_ratio"], out["variant"]["floor_ratio"]
     check_true(v > 2 * b, "attraction only (no repulsion) scores worse than the anti-symmetric field",
                f"floor_ratio: base {b:.3g}, attraction only {v:.3g}",
@@ -205,3 +251,22 @@ def test_ex5_5_boundaries(ex):
                 hint="use <= 3 * std, and the mean over the N samples")
     check_true(covered == 2, "a mode with exactly 5% of the samples is covered (>= 0.05)",
                f"expected 2 covered modes, got {covered}", hint="covered when fraction >= 0.05; return a Python int")
+
+
+@exercise("5.5", "mode_coverage")
+def test_ex5_5_overlapping_modes_and_float32(ex):
+    # Two modes 0.5 apart with std 0.25: closer than 3 std, so a sample between them is near both. 50 samples
+    # sit near both, 10 near mode 1 only, 40 far from either: near = [0.5, 0.6], both covered.
+    centres = torch.tensor([[0.0, 0.0], [0.5, 0.0]], dtype=torch.float64)
+    samples = torch.cat([torch.tensor([[0.2, 0.0]]).expand(50, 2), torch.tensor([[0.9, 0.0]]).expand(10, 2),
+                         torch.tensor([[10.0, 10.0]]).expand(40, 2)]).to(torch.float64)
+    want = torch.tensor([0.5, 0.6], dtype=torch.float64)
+    for dtype in (torch.float64, torch.float32):
+        near, covered = call_unchanged(ex.mode_coverage, samples.to(dtype), centres, 0.25)
+        check_dtype(near, dtype, name=f"near for {dtype} samples",
+                    hint="convert the comparison to samples.dtype, e.g. (dist <= 3 * std).to(samples.dtype)")
+        check_close(near, want, atol=1e-6,
+                    prop="overlapping modes: a sample within 3 std of two centres counts as near both",
+                    hint="near is a per-centre test, dist[i, k] <= 3 std for every k; it is not an assignment of "
+                    "each sample to its nearest mode")
+        check_true(covered == 2, "both overlapping modes are covered", f"expected 2 covered modes, got {covered}")

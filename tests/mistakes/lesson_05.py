@@ -38,13 +38,17 @@ def _energy(a, b, *, squared=False, unbiased=False, halves=True):
 # ------------------------------------------------------------------------------------------------ 5.2
 
 
-def _step(*, zero_grad=True, sign=1.0, detach=True, mean_dims=False, loss_after=False):
+def _step(*, zero_grad=True, sign=1.0, detach=True, mean_dims=False, loss_after=False, ignore=()):
     def step(generator, optimizer, noise, y_pos, cfg):
         if zero_grad:
             optimizer.zero_grad()
         x = generator(noise)
+        defaults = toys.ToyConfig()  # an ignored option falls back to its default
+        kernel = defaults.kernel if "kernel" in ignore else cfg.kernel
+        normalisation = defaults.normalisation if "normalisation" in ignore else cfg.normalisation
+        each = defaults.normalise_each if "normalise_each" in ignore else cfg.normalise_each
         with torch.no_grad():
-            v, _ = dm.multi_temperature_drift(x, y_pos, None, cfg.taus, cfg.kernel, cfg.normalisation, cfg.normalise_each)
+            v, _ = dm.multi_temperature_drift(x, y_pos, None, cfg.taus, kernel, normalisation, each)
         target = x + sign * v
         target = target.detach() if detach else target
         err = (x - target).square()
@@ -62,7 +66,7 @@ def _step(*, zero_grad=True, sign=1.0, detach=True, mean_dims=False, loss_after=
 # ------------------------------------------------------------------------------------------------ 5.3
 
 
-def _grid(*, indexing="xy", normalise=True, sign=1.0):
+def _grid(*, indexing="xy", normalise=True, sign=1.0, floor=0.0, dtype=None):
     def field(samples, data, taus=(0.02, 0.05, 0.2), kernel="laplace", lim=2.5, n=21):
         axis = torch.linspace(-lim, lim, n, dtype=samples.dtype)
         gx, gy = torch.meshgrid(axis, axis, indexing=indexing)
@@ -70,8 +74,8 @@ def _grid(*, indexing="xy", normalise=True, sign=1.0):
         total = torch.zeros_like(points)
         for tau in taus:
             v = sign * dm.drift_field(points, data, samples, tau, kernel)
-            total = total + (v / v.square().mean().sqrt() if normalise else v)
-        return points, total
+            total = total + (v / v.square().mean().sqrt().clamp_min(floor) if normalise else v)
+        return (points, total) if dtype is None else (points.to(dtype), total.to(dtype))
 
     return field
 
@@ -88,6 +92,12 @@ def _grid_rms_of_sum(samples, data, taus=(0.02, 0.05, 0.2), kernel="laplace", li
 
 def _ablation(kind):
     def run(base, **change):
+        if kind == "mutates base":
+            original = dataclasses.replace(base)
+            for key, value in change.items():
+                setattr(base, key, value)  # the caller's config now carries the change
+            return {"base": toys.train(original, progress=False).metrics,
+                    "variant": toys.train(base, progress=False).metrics}
         variant = dataclasses.replace(base, **change)
         if kind == "change applied to both":
             base = variant
@@ -104,11 +114,14 @@ def _ablation(kind):
 # ------------------------------------------------------------------------------------------------ 5.5
 
 
-def _coverage(*, radius=lambda std: 3 * std, strict=False, over_near=False):
+def _coverage(*, radius=lambda std: 3 * std, strict=False, over_near=False, nearest_only=False):
     def cover(samples, centres, std):
         dist = torch.cdist(samples, centres.to(samples.dtype))
         r = radius(std)
         near = ((dist < r) if strict else (dist <= r)).to(samples.dtype)
+        if nearest_only:  # each sample credited to its nearest mode only
+            nearest = torch.nn.functional.one_hot(dist.argmin(dim=1), centres.shape[0]).to(samples.dtype)
+            near = near * nearest
         if over_near:  # shares among the samples near some mode only, not among all samples
             fractions = near.sum(0) / near.any(1).sum().clamp_min(1)
         else:
@@ -133,15 +146,28 @@ MISTAKES = [
     Mistake("5.2", "train_step", "forgotten stop-gradient on the target", lambda f, m: _step(detach=False)),
     Mistake("5.2", "train_step", "mean over dimensions instead of sum", lambda f, m: _step(mean_dims=True)),
     Mistake("5.2", "train_step", "returns the loss after the step", lambda f, m: _step(loss_after=True)),
+    Mistake("5.2", "train_step", "ignores cfg.kernel (always the default Laplace)", lambda f, m: _step(ignore=("kernel",))),
+    Mistake("5.2", "train_step", "ignores cfg.normalisation (always the double softmax)",
+            lambda f, m: _step(ignore=("normalisation",))),
+    Mistake("5.2", "train_step", "ignores cfg.normalise_each (always normalised)",
+            lambda f, m: _step(ignore=("normalise_each",))),
     Mistake("5.3", "field_on_grid", 'meshgrid indexing="ij" (grid transposed)', lambda f, m: _grid(indexing="ij")),
     Mistake("5.3", "field_on_grid", "temperatures summed raw", lambda f, m: _grid(normalise=False)),
     Mistake("5.3", "field_on_grid", "the sum normalised instead of each temperature", lambda f, m: _grid_rms_of_sum),
     Mistake("5.3", "field_on_grid", "flipped sign", lambda f, m: _grid(sign=-1.0)),
+    Mistake("5.3", "field_on_grid", "rms normalisation without its floor (a zero field gives 0 / 0 = NaN)",
+            lambda f, m: _grid(floor=0.0)),
+    Mistake("5.3", "field_on_grid", "points and field returned in float64 whatever the dtype of the samples",
+            lambda f, m: _grid(floor=1e-12, dtype=torch.float64)),
     Mistake("5.4", "ablation", "change applied to both runs", lambda f, m: _ablation("change applied to both")),
     Mistake("5.4", "ablation", "change ignored", lambda f, m: _ablation("change ignored")),
     Mistake("5.4", "ablation", "base and variant swapped", lambda f, m: _ablation("swapped")),
+    Mistake("5.4", "ablation", "the change written into base (setattr) instead of a replaced copy",
+            lambda f, m: _ablation("mutates base")),
     Mistake("5.5", "mode_coverage", "radius 3 std^2 (variance, not std)", lambda f, m: _coverage(radius=lambda s: 3 * s**2)),
     Mistake("5.5", "mode_coverage", "strict < at the boundary", lambda f, m: _coverage(strict=True)),
     Mistake("5.5", "mode_coverage", "covered needs more than 5% (> not >=)", lambda f, m: _coverage_strict_threshold),
     Mistake("5.5", "mode_coverage", "shares among near samples only", lambda f, m: _coverage(over_near=True)),
+    Mistake("5.5", "mode_coverage", "each sample credited to its nearest mode only",
+            lambda f, m: _coverage(nearest_only=True)),
 ]
