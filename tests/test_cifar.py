@@ -222,6 +222,11 @@ def test_signal_saves_and_the_same_command_resumes(tmp_path, archive):
     assert first["step"] == 1 and "SIGINT" in first["stopped"]
     assert _weights(tmp_path / "run")["step"] == 1
     assert train(cfg, tmp_path / "run", progress=False)["step"] == 4
+    other = train(tiny(archive, encoder=str(tmp_path / "run" / "encoder.pt")), tmp_path / "other", progress=False,
+                  max_steps=1)
+    assert other["encoder"] == f"file:{tmp_path / 'run' / 'encoder.pt'}" and not (tmp_path / "other" / "encoder.pt").exists()
+    with pytest.raises(ValueError, match="multiples of 4"):
+        train(tiny(archive, conditional=True, batch_gen=10), tmp_path / "odd", progress=False)
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, archive):

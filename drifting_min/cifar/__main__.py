@@ -125,10 +125,11 @@ def main(argv: list[str] | None = None) -> dict:
     if args.command == "plot":
         from .plot import plot_log
 
-        return {"plot": str(plot_log(args.out, args.to))}
-    threads = args.threads
-    if threads:
-        torch.set_num_threads(threads)
+        result = {"plot": str(plot_log(args.out, args.to))}
+        print(json.dumps(result))
+        return result
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.command == "sample":
         result = cmd_sample(args)
     elif args.command == "fid":

@@ -41,7 +41,8 @@ class CifarConfig:
     taus: tuple[float, ...] = _opt((0.02, 0.05, 0.2), "temperatures (in units of the feature's mean distance)")
     raw_feature: bool = _opt(True, "also drift the raw pixels (one more feature)")
     # -- batch
-    batch_gen: int = _opt(512, "generated images a step (negatives); conditional: split evenly over the classes")
+    batch_gen: int = _opt(512, "generated images a step (negatives); conditional: split evenly over the classes "
+                         "(use a multiple of the class count, e.g. 640 = 64 per class)")
     batch_real: int = _opt(512, "real images a step (positives); conditional: split evenly over the classes")
     # -- optimisation
     gen_steps: int = _opt(10000, "generator steps")

@@ -25,25 +25,30 @@ def plot_log(run: str | Path, to: str | Path | None = None) -> Path:
 
     lines = read_log(run)
     steps = [ln for ln in lines if "loss" in ln]
-    fids = [ln for ln in lines if "fid" in ln]
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.4))
+    fids = [ln for ln in lines if "fid" in ln and ln.get("step") is not None]
+    config = Path(run) / "config.json"
+    taus = json.loads(config.read_text()).get("taus") if config.exists() else None
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7))
+    (ax_loss, ax_raw), (ax_speed, ax_fid) = axes
     x = [ln["step"] for ln in steps]
-    axes[0].plot(x, [ln["loss"] for ln in steps])
-    axes[0].set_title("loss (normalised: not a progress measure)")
+    ax_loss.plot(x, [ln["loss"] for ln in steps])
+    ax_loss.set_title("loss (normalised drifts: not a progress measure)", fontsize=10)
     for i in range(len(steps[0]["raw_drift_sq"]) if steps else 0):
-        axes[1].plot(x, [ln["raw_drift_sq"][i] for ln in steps], label=f"tau #{i}")
-    axes[1].set_yscale("log")
-    axes[1].set_title("raw mean |V|^2 before normalisation (sum over features)")
+        name = f"tau = {taus[i]}" if taus and i < len(taus) else f"temperature {i}"
+        ax_raw.plot(x, [ln["raw_drift_sq"][i] for ln in steps], label=name)
+    ax_raw.set_yscale("log")
+    ax_raw.set_title("raw mean square drift before normalisation\n(summed over features)", fontsize=10)
     if steps:
-        axes[1].legend(fontsize=8)
-    axes[2].plot(x, [ln["images_per_s"] for ln in steps], color="C2")
-    axes[2].set_title("generated images / s")
-    twin = axes[2].twinx()
+        ax_raw.legend(fontsize=8)
+    ax_speed.plot(x, [ln["images_per_s"] for ln in steps], color="C2")
+    ax_speed.set_ylabel("generated images / s", color="C2")
+    ax_speed.set_title("throughput and learning rate", fontsize=10)
+    twin = ax_speed.twinx()
     twin.plot(x, [ln["lr"] for ln in steps], color="C3", lw=1)
     twin.set_ylabel("learning rate", color="C3")
-    axes[3].plot([ln["step"] for ln in fids], [ln["fid"] for ln in fids], "o-", color="C4")
-    axes[3].set_title("FID" if fids else "FID (none measured yet: run the fid command)")
-    for ax in axes:
+    ax_fid.plot([ln["step"] for ln in fids], [ln["fid"] for ln in fids], "o-", color="C4")
+    ax_fid.set_title("FID" if fids else "FID (none measured yet: see the fid command)", fontsize=10)
+    for ax in axes.flat:
         ax.set_xlabel("step")
     fig.tight_layout()
     out = Path(to) if to else Path(run) / "curves.png"

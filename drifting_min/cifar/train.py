@@ -176,6 +176,9 @@ class Trainer:
     def __init__(self, cfg: CifarConfig, data: dict, encoder, device: torch.device):
         self.cfg, self.data, self.encoder, self.device = cfg, data, encoder, device
         self.k = data["classes"] if cfg.conditional else 1
+        if cfg.batch_gen % self.k or cfg.batch_real % self.k:
+            raise ValueError(f"a conditional run splits each batch over the {self.k} classes: --batch-gen and "
+                             f"--batch-real must be multiples of {self.k} (got {cfg.batch_gen}, {cfg.batch_real})")
         torch.manual_seed(cfg.seed)
         self.net = Generator(cfg.noise_dim, cfg.gen_width, data["classes"] if cfg.conditional else 0).to(device)
         self.ema = copy.deepcopy(self.net).eval().requires_grad_(False)
@@ -298,6 +301,8 @@ def train(cfg: CifarConfig, out: str | Path, progress: bool = True, max_steps: i
     cfg, state = resume_config(cfg, out)
     (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
     device = pick_device(cfg.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest convolutions
     data = prepare_data(cfg, out, device)
     if state is not None and state["data_fingerprint"] != data["fingerprint"]:
         raise ValueError(f"{out} was trained on other data (fingerprint {state['data_fingerprint']}, now "
@@ -355,6 +360,4 @@ def train(cfg: CifarConfig, out: str | Path, progress: bool = True, max_steps: i
                 trainer.save(out, enc_info)
     finally:
         bar.close()
-    summary = {"step": trainer.step, "stopped": reason, **enc_info, "seconds": round(time.monotonic() - t_start, 1)}
-    print(json.dumps(summary))
-    return summary
+    return {"step": trainer.step, "stopped": reason, **enc_info, "seconds": round(time.monotonic() - t_start, 1)}
