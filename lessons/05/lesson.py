@@ -233,12 +233,12 @@ show(fig)
 # At step 0 every sample sits near the origin and the arrows point out towards the data. The samples
 # spread, then fill the moons; by the end the arrows no longer share a direction: they are local corrections
 # that change from place to place. Their *length* cannot show the field shrinking: in every snapshot each
-# temperature's field is rescaled to unit root mean square over the grid, so the arrows have the same overall
-# size in every panel, however strong or weak the field is. The raw sizes are printed under the figure, at the
+# temperature's field is rescaled to unit root mean square over the grid, so the arrows have about the same
+# overall size in every panel, however strong or weak the field is. The raw sizes are printed under the figure, at the
 # samples and before normalisation: from step 30 to the end they fall, by a factor of about 3 at the smallest
-# temperature and about 30 at the largest. At step 0 they are smallest of all, because samples far from every
-# data point get tiny batch weights (the reason each temperature is normalised), so the raw size is no progress
-# measure either; nor would a field that vanished at every sample prove $q = p$ (lesson 01, section 4). The loss
+# temperature and about 30 at the largest. At step 0 they are smallest of all: the data are far away compared with
+# the other samples, so the positives get tiny weights and, through the cross-weighting, so does the whole field
+# (the reason each temperature is normalised). The raw size is therefore no progress measure either; nor would a field that vanished at every sample prove $q = p$ (lesson 01, section 4). The loss
 # barely moves: each temperature's field is rescaled to unit mean square, so $L$ stays near $(\#\tau)$ times a
 # constant. Progress is what the metric and the pictures show.
 #
