@@ -1,0 +1,484 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lesson 06: Feature-space kernels
+#
+# **Where we are.** [Lesson 05](../05/lesson.py) trained a generator on 2D toys with a kernel on raw
+# coordinates, and it worked. Images are not 2D. The authors of "Generative Modeling via Drifting" (Deng et al.,
+# 2026, [arXiv 2602.04770](https://arxiv.org/abs/2602.04770)) write that they "were unable to make the method work
+# on ImageNet without a feature encoder", and ports to CIFAR-10 found the same: on raw pixels the generator
+# collapses. This lesson shows why (distances concentrate as the dimension grows), builds the machinery that
+# fixes it (multi-scale features of a frozen encoder, a scale per feature, a normalised force per temperature,
+# the released implementation's batch loss), and runs both on a CPU, on small images that the code draws.
+#
+# **Objectives.** By the end you can
+#
+# 1. measure distance concentration, the ratio of nearest to mean distance, and say what it does to a kernel
+#    (exercise 6.1);
+# 2. compute the multi-scale statistics of a feature map: patch means and standard deviations, a group per
+#    patch (exercise 6.2);
+# 3. rescale a feature so that its mean distance is $\sqrt{C}$, and explain why $\sqrt{C}$ and not $C$
+#    (exercise 6.3);
+# 4. normalise the force of each temperature, with the floor that drops a vanishing one (exercise 6.4);
+# 5. write the released batch loss for one feature, its value and gradient (exercise 6.5), and relate it to
+#    the batch form of lessons 03 and 04;
+# 6. read an experiment that compares a pixel-space and a feature-space kernel with a metric neither of them
+#    trains on, and explain the clip inside the released loss and when it hurts.
+#
+# **Time.** About 2 hours: 50 minutes to read and derive, 60 for the five exercises, 10 for the experiments.
+#
+# **What right looks like.** Fill in `lessons/06/exercises.py` and run `pytest lessons/06`; each exercise's line in
+# the scoreboard reads `passed` when it is done, and the run ends with `5 of 5 exercises complete`. In the notebook,
+# the cell under each exercise runs its checks and prints the grade. The demos print `[demo] using your ...` once
+# your function works, and use the reference (`drifting_min`, or the worked solution) before that.
+#
+# **Notation.** Generated samples $x$ ($N \times D$), data $y^+$ ($M \times D$), temperature $\tau$ (the
+# released code calls it $R$). A *feature* $\phi_j$ of an encoder maps a batch of images to a tensor
+# $[G, N, C_j]$: $G$ groups, $N$ samples, $C_j$ channels. A kernel only ever compares samples *within* a group.
+
+# %%
+import json
+import math
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from course import check_exercise, learner_or_reference, load_exercises
+from course.loader import LESSONS
+from drifting_min import feature_demo, features, images
+
+torch.set_num_threads(1)  # the site builds on one core; small problems run as fast on one
+ex = load_exercises("06")
+solution = load_exercises("06", solutions=True)  # the fallback where drifting_min has no function of that shape
+HERE = LESSONS / "06"
+CACHE = np.load(HERE / "results.npz")
+RESULTS = json.loads((HERE / "results.json").read_text())
+
+
+def concentration_dm(x):
+    return torch.tensor(feature_demo.concentration(x), dtype=x.dtype)
+
+
+def patch_stats_dm(fmap, p):
+    feats = features.multiscale_features([fmap], patch_sizes=(p,))
+    return feats[f"s0.p{p}.mean"], feats[f"s0.p{p}.std"]
+
+
+def released_loss_dm(gen, pos, taus=(0.02, 0.05, 0.2), clip=True):
+    return features.released_drift_loss(gen, pos, taus=taus, clip=clip)[0]
+
+
+concentration_ratio = learner_or_reference(ex.concentration_ratio, concentration_dm)
+patch_stats = learner_or_reference(ex.patch_stats, patch_stats_dm)
+rescale_features = learner_or_reference(ex.rescale_features, solution.rescale_features)
+normalise_drifts = learner_or_reference(ex.normalise_drifts, solution.normalise_drifts)
+released_loss = learner_or_reference(ex.released_loss, released_loss_dm)
+
+
+def show(fig):
+    fig.tight_layout()
+    plt.show()
+
+
+# %% [markdown]
+# ## 1. Images the code draws
+#
+# No download: `drifting_min.images.shapes(n, seed)` draws $16 \times 16$ RGB images, each one shape (a disc, a
+# square, a triangle or a striped disc) at a random place, size, angle and colour, over a background that is a
+# colour gradient in a random direction with a faint texture. The shapes are drawn at twice the resolution and
+# averaged down, so their edges are soft like those of a photograph. Four classes, $D = 3 \cdot 16 \cdot 16 = 768$
+# numbers an image.
+
+# %%
+real, labels = images.shapes(48, seed=0)
+fig, ax = plt.subplots(figsize=(9, 5))
+ax.imshow(images.grid(real, 4, 12))
+ax.set(title="images.shapes(48, seed=0): " + ", ".join(images.CLASSES), xticks=[], yticks=[])
+show(fig)
+
+# %% [markdown]
+# ## 2. Why a kernel on pixels fails: distances concentrate
+#
+# A kernel can only tell near from far when some distances are much smaller than others. Take $x$ and $y$
+# independent with $D$ independent coordinates of variance $\sigma^2$. Then
+#
+# $$\lVert x - y\rVert^2 = \sum_{d=1}^{D} (x_d - y_d)^2, \qquad \mathbb E\lVert x - y\rVert^2 = 2D\sigma^2, \qquad
+#   \mathrm{sd}\,\lVert x - y\rVert^2 = O(\sqrt D),$$
+#
+# a sum of $D$ independent terms: its mean grows like $D$ and its spread like $\sqrt D$, so the *relative* spread of
+# distances falls like $1/\sqrt D$. Every point ends up at almost the same distance from every other, and the ratio
+#
+# $$r = \frac{1}{N}\sum_i \frac{\min_{j\ne i}\lVert x_i - x_j\rVert}{\frac{1}{N-1}\sum_{j\ne i}\lVert x_i - x_j\rVert}$$
+#
+# climbs towards 1. What that does to the field: the logits $-\lVert x - y_j\rVert/\tau$ of one query differ by
+# about (spread of distances)$/\tau$. If the temperature is set relative to the typical distance, as it must be to
+# mean the same thing in every feature (section 4), those differences shrink like $1/\sqrt D$: the softmax over
+# targets flattens, $V^+$ becomes the mean of the data batch minus $x$, $V^-$ the mean of the generated batch minus
+# $x$, and the field only matches the two *means*. The generator gets no signal about the shape of its
+# distribution. Lowering $\tau$ does not rescue it: the weights then go to whichever target happens to be nearest,
+# and in high dimension the nearest one is nearly a coin toss.
+#
+# Real images are not independent coordinates: neighbouring pixels are correlated, so pixels concentrate less than
+# the count 768 suggests, though far more than the few numbers that say which shape is where. An encoder trained to
+# recognise the shapes maps images to features in which images of the same kind are near each other.
+#
+# ### Exercise 6.1: `concentration_ratio(x) -> Tensor`
+#
+# Return $r$ for an $N \times D$ set, leaving each point's zero distance to itself out of both the minimum and the
+# mean. The checks compare with a float64 transcription, check that equidistant points give exactly 1, that
+# rotating, shifting and scaling change nothing, and that float32 input gives float32 output and is left unchanged.
+
+# %%
+check_exercise(ex, "6.1")
+
+# %% [markdown]
+# Gaussian data of growing dimension, and the shapes: their pixels, and features of the encoder used in
+# section 7 (its weights are cached with the experiment; `s1.loc` are the per-location vectors of its second stage,
+# `s2.mean` the global mean of its last stage; section 3 names them all).
+
+# %%
+rng = torch.Generator().manual_seed(0)
+dims = [2, 8, 32, 128, 512, 2048]
+gauss = [float(concentration_ratio(torch.randn(400, d, generator=rng, dtype=torch.float64))) for d in dims]
+encoder = feature_demo.load_encoder(HERE / "results.npz")
+shapes_x, _ = images.shapes(400, seed=1)
+with torch.no_grad():
+    feats = features.multiscale_features(encoder.feature_maps(shapes_x))
+image_sets = {"pixels (D = 768)": shapes_x.flatten(1)}
+for key in ("s0.p4.mean", "s1.loc", "s2.loc", "s2.mean"):
+    group = feats[key].shape[0] // 2  # one group: the middle location or patch
+    image_sets[f"{key} (D = {feats[key].shape[2]})"] = feats[key][group]
+image_ratios = {k: float(concentration_ratio(v.double())) for k, v in image_sets.items()}
+
+fig, ax = plt.subplots(figsize=(8, 4))
+ax.semilogx(dims, gauss, "o-", c="0.3", label="Gaussian data, D dims")
+markers = iter("sD^vP")
+for name, r in image_ratios.items():
+    d = int(name.split("D = ")[1].rstrip(")"))
+    ax.semilogx([d], [r], next(markers), ms=9, label=f"shapes: {name}")
+ax.set(xlabel="dimension D", ylabel="nearest / mean distance", ylim=(0, 1), title="distance concentration (400 points)")
+ax.legend(fontsize=8, loc="lower right")
+show(fig)
+for name, r in image_ratios.items():
+    print(f"{name:<24} ratio {r:.3f}")
+
+# %% [markdown]
+# PLACEHOLDER_CONCENTRATION
+#
+# ## 3. Multi-scale features of a frozen encoder
+#
+# The published method applies the drift loss not to the image but to many features of a frozen encoder: for
+# every stage of the encoder (the paper takes one every two blocks, plus each stage's output) a feature map
+# $[B, C, H, W]$ gives
+#
+# * **per-location vectors**: at each location $(h, w)$ the $C$ numbers of that location, a group per location
+#   ($G = HW$), so the kernel compares samples *at the same place* of the image;
+# * **global mean and standard deviation** over the locations: $G = 1$, $C$ numbers each;
+# * **means and standard deviations of $2 \times 2$ and $4 \times 4$ patches**: a group per patch.
+#
+# and the raw input is one more feature (the image flattened, one group). The paper's ablation: more statistics,
+# better FID (9.58, then 9.10, then 8.46 on ImageNet). Each feature $j$ becomes one call of the loss on a tensor
+# $[G_j, N, C_j]$, all its groups at once. For a patch of side $p$ at patch row $a$ and column $b$, group
+# $g = a\,(W/p) + b$, sample $n$, channel $c$:
+#
+# $$\mu_{g n c} = \frac{1}{p^2}\sum_{(h, w) \in \text{patch}} f_{n c h w}, \qquad
+#   \sigma_{g n c} = \sqrt{\frac{1}{p^2}\sum_{(h, w) \in \text{patch}} (f_{n c h w} - \mu_{g n c})^2 + 10^{-6}} .$$
+#
+# The $10^{-6}$ keeps the gradient of $\sqrt{\cdot}$ finite where a patch is flat (the derivative of $\sqrt v$ is
+# infinite at $v = 0$, and a generated image can have flat patches).
+#
+# ### Exercise 6.2: `patch_stats(fmap, p) -> (mean, std)`
+#
+# Both shaped $[G, B, C]$ with $G = (H/p)(W/p)$ in row-major order of patches. Hint: `reshape` to
+# $[B, C, H/p, p, W/p, p]$. The checks compare with `drifting_min.features.multiscale_features` for $p$ = 2, 4 and
+# the whole map, read the patch order off a map whose values encode their position, and check the flat patch.
+
+# %%
+check_exercise(ex, "6.2")
+
+# %% [markdown]
+# The features that the experiment of section 7 uses, for a batch of 8 images: every one is a $[G, N, C]$ tensor.
+# (Stage 0's 256 per-location vectors are left out there: on a CPU they would cost two thirds of a step.)
+
+# %%
+with torch.no_grad():
+    maps = encoder.feature_maps(shapes_x[:8])
+mean2, std2 = patch_stats(maps[0], 2)
+print("stage maps:", [tuple(m.shape) for m in maps])
+print("your 2x2 patch statistics of stage 0:", tuple(mean2.shape), tuple(std2.shape))
+print(f"{'feature':<12} {'[G, N, C]':>14}")
+for name, f in feature_demo.image_features(encoder, shapes_x[:8]).items():
+    print(f"{name:<12} {str(list(f.shape)):>14}")
+
+# %% [markdown]
+# ## 4. One scale per feature: mean distance $\sqrt{C}$
+#
+# Features differ in size by orders of magnitude (a global mean over 64 channels, a patch's standard deviation, raw
+# pixels in $[0, 1]$), and a temperature only means something relative to the distances it divides. So each call of
+# the loss measures its feature's scale on the batch, the mean generated-to-target distance over the targets
+# $t = [x \mid y^+]$ (the generated samples are targets too, as negatives),
+#
+# $$s = \frac{1}{G N (N + M)} \sum_g \sum_i \sum_j \lVert x_{g i} - t_{g j}\rVert \qquad (\text{no gradient}),$$
+#
+# and works in the coordinates $\tilde x = x / (s/\sqrt{C})$, in which the mean distance is exactly $\sqrt{C}$:
+# the typical distance between two points whose $C$ coordinates have unit size. The released code writes the logits
+# as $-\lVert x - t\rVert / (s R)$. In the rescaled coordinates that is
+#
+# $$-\frac{\lVert x - t\rVert}{s R} = -\frac{\lVert \tilde x - \tilde t\rVert}{R\sqrt{C}},$$
+#
+# a Laplace kernel at temperature $\tau = R\sqrt{C}$: the temperatures $R \in \{0.02, 0.05, 0.2\}$ are fractions of
+# the mean distance, the same fractions in every feature. A community port that rescaled to a mean distance of $C$
+# (temperature $R\,C$) had, at $C = 512$, a kernel $\sqrt{512} \approx 23$ times too wide: flat, the collapse of
+# section 2 again. Because $s$ is a statistic of the batch it carries no gradient: with one, moving one sample would
+# rescale all the others.
+#
+# ### Exercise 6.3: `rescale_features(gen, pos) -> (gen / (s/sqrt(C)), pos / (s/sqrt(C)), s)`
+#
+# The checks compare $s$ with a float64 transcription and with `drifting_min`, check that the rescaled mean
+# distance is $\sqrt{C}$, that multiplying the features by 50 changes nothing, and that $s$ carries no gradient.
+
+# %%
+check_exercise(ex, "6.3")
+
+# %% [markdown]
+# How flat is the kernel? The *effective number of targets* of a query, $\exp$ of the entropy of its softmax over
+# the targets, for the per-location vectors of stage 1 ($C = 32$) at $R = 0.05$: with the $\sqrt{C}$ rescaling, and
+# with the wrong $C$.
+
+# %%
+with torch.no_grad():
+    f_gen = feats["s1.loc"][:, :64].double()
+    f_pos = feats["s1.loc"][:, 64:192].double()
+g_s, p_s, s = rescale_features(f_gen, f_pos)
+c = f_gen.shape[2]
+dist = torch.cdist(g_s, torch.cat([g_s, p_s], 1))
+dist = dist + 1e9 * torch.eye(64, 192, dtype=dist.dtype)  # a sample is not its own target
+for name, temp in (("tau = R sqrt(C)", 0.05 * math.sqrt(c)), ("tau = R C (wrong)", 0.05 * c)):
+    w = torch.softmax(-dist / temp, dim=2)
+    eff = (-(w * w.clamp_min(1e-300).log()).sum(2)).exp().mean()
+    print(f"{name:<18} effective number of targets {float(eff):6.1f} of {dist.shape[2] - 1}")
+print(f"scale s = {float(s):.3f}; mean distance after rescaling = {float(torch.cdist(g_s, torch.cat([g_s, p_s], 1)).mean()):.3f}"
+      f" (sqrt(C) = {math.sqrt(c):.3f})")
+
+# %% [markdown]
+# PLACEHOLDER_EFFECTIVE
+#
+# ## 5. One force per temperature, each of unit size
+#
+# For each temperature $R$ the released code computes a force $F_R$ (section 6), in the rescaled coordinates. Their
+# raw sizes differ a lot: a small temperature looks at a few neighbours, a large one at everything. As in lessons
+# 04 and 05, each is divided by its root mean square before they are summed, so that every temperature pulls
+# equally hard:
+#
+# $$F = \sum_R \frac{F_R}{\sqrt{\max\big(\overline{F_R^2},\ 10^{-8}\big)}}, \qquad
+#   \overline{F_R^2} = \frac{1}{G N C}\sum_{g, i, c} F_{R, g i c}^2 .$$
+#
+# The floor is on the mean square, so on the root it is $10^{-4}$: a temperature whose force is vanishingly small
+# (all its targets far away) is not blown up to unit size but, in effect, dropped; and a zero force gives zero, not
+# $0/0$. (The rescaled coordinates have a typical distance $\sqrt C$, so $10^{-4}$ really is small.) Since the goal
+# is $\tilde x + F$, the loss $\overline{(\tilde x - \mathrm{stopgrad}(\tilde x + F))^2} = \overline{F^2}$ is about
+# the number of temperatures whatever the samples: as in lesson 05 it is no progress measure; the raw
+# $\overline{F_R^2}$ is what to log.
+#
+# ### Exercise 6.4: `normalise_drifts(forces) -> Tensor`
+#
+# The checks compare with a float64 transcription and check unit mean square for one force, that multiplying one
+# force by 1000 changes nothing, that a zero force gives no NaN, that a force of RMS $10^{-6}$ is divided by the
+# floor, and that float32 stays float32 and the inputs are left unchanged.
+
+# %%
+check_exercise(ex, "6.4")
+
+# %% [markdown]
+# ## 6. The released batch loss
+#
+# Put together, for one feature $[G, N, D]$ with positives $[G, M, D]$ (the released code's `drift_loss`; here
+# without its extra negatives and per-sample weights, which `drifting_min.features.released_drift_loss` has), with
+# no gradient except where said:
+#
+# 1. targets $t = [x \mid y^+]$ per group, the scale $s$ and the coordinates $\tilde x = x/(s/\sqrt D)$ (section 4);
+# 2. distances relative to the scale, $\tilde d_{gij} = \lVert x_{gi} - t_{gj}\rVert / s$, and $+100$ on each
+#    sample's distance to itself, so that after dividing by $R \le 0.2$ its weight is below $e^{-500}$: the
+#    course's $-\infty$ self-mask, up to that factor;
+# 3. for each $R$: logits $\ell = -\tilde d / R$, the double softmax of lesson 03 with a **clip**,
+#    $A = \sqrt{\max(\mathrm{softmax}_j(\ell)\,\mathrm{softmax}_i(\ell),\ 10^{-6})}$, split into $A^-$ (the first $N$
+#    columns) and $A^+$, cross-weighted $W^+ = A^+ \cdot \mathrm{rowsum}(A^-)$, $W^- = A^- \cdot \mathrm{rowsum}(A^+)$, and
+#    $F_R = W^+ \tilde t^+ - W^- \tilde t^- - (\mathrm{rowsum}\,W^+ - \mathrm{rowsum}\,W^-)\,\tilde x$ (the last term is
+#    zero: both row sums equal $\mathrm{rowsum}A^+ \cdot \mathrm{rowsum}A^-$);
+# 4. $F = \sum_R F_R / \mathrm{rms}(F_R)$ with the floor (section 5); the goal $\tilde x + F$ is a constant;
+# 5. $L = \frac{1}{G N D}\sum_{g,i,d} \big(x_{gid}/(s/\sqrt D) - \mathrm{goal}_{gid}\big)^2$.
+#
+# So $L = \overline{F^2}$ and $\partial L / \partial x_{gi} = -\frac{2}{G N D}\,\frac{F_{gi}}{s/\sqrt D}$: as in
+# lesson 04 the samples are pushed along the force, now in every feature at once, and through the encoder into the
+# pixels. Relation with the canonical batch form: with one group, no clip and no extra negatives, the logits are the
+# course's Laplace logits at $\tau = R s$, so $F_R$ is the batch field $V_{\tau = Rs}$ in rescaled coordinates, the
+# normalisation removes the factor, and $L$ is lesson 04's loss on $\sum_\tau V_\tau/\mathrm{rms}(V_\tau)$ divided by
+# $D$ (a mean over dimensions instead of a sum). `drifting_min/features.py` states this and its tests check it.
+#
+# **Numerics.** At $R = 0.02$ a logit is $-\tilde d/0.02$: a target three scales away has $\ell = -150$, and
+# $e^{-150}$ underflows in float32 (below about $10^{-38}$). A column of the softmax over generated samples whose
+# entries all underflow gives $0/0$. Take both softmaxes with `log_softmax`, add them, halve, and exponentiate; the
+# clip is then a `clamp_min` at $\log 10^{-6}$ in log space. Distances and softmaxes stay in float32 even under
+# bf16 autocast (`drifting_min` turns autocast off for them).
+#
+# ### Exercise 6.5: `released_loss(gen, pos, taus, clip) -> Tensor`
+#
+# Use your 6.3 and 6.4. The checks compare value and gradient with `drifting_min.features.released_drift_loss`
+# (several groups, 1 to 64 dimensions, clip on and off), check that one temperature gives exactly $L = 1$, that
+# scaling and shifting the features changes nothing, and that at $R = 0.02$ in float32, with a positive far from
+# every sample, the gradient is finite and agrees with float64 and no gradient reaches the positives.
+
+# %%
+check_exercise(ex, "6.5")
+
+# %% [markdown]
+# Your loss (or the reference) on one feature, and its gradient: the rescaled gradient is minus the summed force,
+# whose mean square is the loss.
+
+# %%
+f_gen = feats["s2.loc"][:, :32].double().clone().requires_grad_(True)
+f_pos = feats["s2.loc"][:, 32:96].double()
+loss = released_loss(f_gen, f_pos, (0.02, 0.05, 0.2), True)
+(grad,) = torch.autograd.grad(loss, f_gen)
+_, info = features.released_drift_loss(f_gen, f_pos)
+g, n, d = f_gen.shape
+force = -grad * g * n * d / 2 * (info["scale"] / math.sqrt(d))
+print(f"s2.loc: [G, N, D] = {[g, n, d]}, loss = {float(loss.detach()):.4f}, mean square of the recovered force = "
+      f"{float(force.square().mean()):.4f}")
+print("raw mean square force per temperature (what to log):", [f"{v:.3g}" for v in info["raw_drift_sq"]])
+
+# %% [markdown]
+# ## 7. Pixels against features, measured
+#
+# The experiment, cached in `lessons/06/results.npz` and `results.json` (about PLACEHOLDER_MINUTES minutes on one
+# core; regenerate with `python -m drifting_min.feature_demo --out lessons/06/results.npz`):
+#
+# * **the kernel's encoder**: three stages of $3\times3$ convolutions with group normalisation ($16\times16$ with 16
+#   channels, $8\times8$ with 32, $4\times4$ with 64), trained as a shape classifier, then frozen;
+# * **one generator, two kernels**: the same convolutional generator (noise of 32 numbers to $4\times4$, $8\times8$,
+#   $16\times16\times3$, a sigmoid), the same initial weights, noise and real batches (64 + 64 a step), Adam, the same
+#   number of steps; trained with the released loss either on raw pixels (one feature, $D = 768$) or on the raw
+#   pixels *plus* the encoder's multi-scale features (section 3);
+# * **the metric, from an independent judge**: a second classifier of another architecture ($5\times5$ convolutions,
+#   max-pooling, a 64-unit hidden layer, ReLU), another seed, other training images. It never touches the training of
+#   either generator. Reported: the Fréchet distance between Gaussians fitted to its hidden layer on 2,000 generated
+#   and 2,000 real images (FD; two real sets give the floor), the share of samples it assigns to each class, and its
+#   mean confidence (top softmax probability). Measuring with the kernel's own encoder would reward feature space by
+#   construction.
+
+# %%
+q = RESULTS["quality"]
+print(f"kernel's encoder accuracy {RESULTS['encoder_accuracy']:.3f}; judge accuracy {RESULTS['judge_accuracy']:.3f} "
+      f"(held-out images); {RESULTS['config']['steps']} generator steps each; torch {RESULTS['torch']}\n")
+print(f"{'samples':<22} {'FD (judge)':>10} {'confidence':>10} {'seconds':>8}   class shares ({', '.join(images.CLASSES)})")
+rows = (("real", "real (second set)"), ("pixels", "pixel-space kernel"), ("pixels_no_clip", "pixels, no clip"),
+        ("features", "feature-space kernel"))
+for key, name in rows:
+    r = q[key]
+    secs = f"{r['seconds']:8.0f}" if "seconds" in r else f"{'':>8}"
+    shares = " ".join(f"{v:.2f}" for v in r["class_shares"])
+    print(f"{name:<22} {r['frechet']:>10.2f} {r['confidence']:>10.3f} {secs}   {shares}")
+
+# %%
+fig, axes = plt.subplots(1, 4, figsize=(18, 5))
+for ax, key, title in zip(axes, ("samples_real", "samples_pixels", "samples_pixels_no_clip", "samples_features"),
+                          ("real images", "pixel-space kernel", "pixels, no clip", "feature-space kernel")):
+    ax.imshow(images.grid(torch.from_numpy(CACHE[key]), 8, 8))
+    ax.set(title=title, xticks=[], yticks=[])
+show(fig)
+
+# %% [markdown]
+# PLACEHOLDER_EXPERIMENT
+#
+# ## 8. The clip, and when it hurts
+#
+# The clip in step 3 floors every affinity at $\sqrt{10^{-6}} = 10^{-3}$, and the affinity matrix is then
+# cross-weighted, so every positive gets a weight of at least $10^{-3}\cdot\mathrm{rowsum}(A^-)$, however far it is:
+# and so does every negative. Where the true weights are larger, nothing changes. Where every true weight of a
+# query is below the floor, the query's force is
+#
+# $$F \approx c\,\big(\bar{\tilde y}^+ - \bar{\tilde y}^-\big)\quad\text{plus what the few true weights add,}$$
+#
+# a pull towards the *mean of all the data*, minus one towards the mean of the generated batch. Start a generator
+# collapsed at the origin of the eight Gaussians (radius 2, standard deviation 0.05): the data's mean is the origin,
+# so at the two small temperatures the force is the repulsion between the generated samples, which the floor weights
+# of the negatives partly cancel, plus a pull of floor weights back to the middle. Each temperature is normalised to
+# unit size, so these inward-leaning forces count as much as the outward one at $R = 0.2$.
+#
+# The share of samples whose force points inward ($F\cdot x < 0$), at the start, per temperature, from the gradient
+# of your loss with one temperature at a time:
+
+# %%
+torch.manual_seed(0)
+x0 = 0.02 * torch.randn(256, 2, dtype=torch.float64)
+y8 = feature_demo.eight_gaussians(256, seed=1).double()
+
+
+def inward(x, y, tau, clip):
+    x = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(released_loss(x[None], y[None], (tau,), clip), x)
+    return float(((-grad * x.detach()).sum(1) < 0).double().mean())
+
+
+print(f"{'temperature':<12} {'clip on':>8} {'clip off':>9}")
+for tau in (0.02, 0.05, 0.2):
+    print(f"{tau:<12} {inward(x0, y8, tau, True):>8.2f} {inward(x0, y8, tau, False):>9.2f}")
+
+# %% [markdown]
+# And trained (cached from the same command: an MLP generator with its last layer shrunk to 1% so that every sample
+# starts within a few hundredths of the origin, 256 + 256 samples a step, Adam $10^{-3}$, the released loss at
+# $R \in \{0.02, 0.05, 0.2\}$), with the clip and without:
+
+# %%
+clip = RESULTS["clip"]
+fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+data8 = feature_demo.eight_gaussians(2000, seed=5)
+for ax, name in zip(axes[:2], ("clip_on", "clip_off")):
+    s8 = CACHE[f"{name}_samples"]
+    ax.scatter(*data8.T, s=2, c="0.75", label="data")
+    ax.scatter(*s8.T, s=2, c="tab:orange", label="generated")
+    ax.set(title=f"{name.replace('_', ' ')}: {clip[name]['modes_covered']}/8 modes covered", xlim=(-2.6, 2.6),
+           ylim=(-2.6, 2.6), aspect="equal", xlabel="$x_1$", ylabel="$x_2$")
+axes[0].legend(loc="lower left", markerscale=4, fontsize=8)
+for name, colour in (("clip_on", "tab:red"), ("clip_off", "tab:blue")):
+    h = CACHE[f"{name}_history"]
+    axes[2].plot(h[:, 0], h[:, 1], c=colour, label=f"{name.replace('_', ' ')}: mean radius")
+    axes[2].plot(h[:, 0], h[:, 2], c=colour, ls=":", label=f"{name.replace('_', ' ')}: share inward at R = 0.02")
+axes[2].set(xlabel="step", ylabel="radius / share", title="mean distance from the origin (data: 2)", ylim=(0, 2.2))
+axes[2].legend(fontsize=8)
+show(fig)
+
+# %% [markdown]
+# PLACEHOLDER_CLIP
+#
+# ## 9. What can go wrong
+#
+# * **A flat kernel.** Temperatures relative to the wrong scale ($C$ instead of $\sqrt C$, or no rescaling) give
+#   weights that barely depend on distance: the generator matches means and collapses. Print the effective number of
+#   targets (section 4) for each feature once.
+# * **Underflow.** Softmaxes written as `exp / sum`, or computed in bf16, give zeros and NaN at $R = 0.02$. Work in
+#   log space, in float32.
+# * **The loss as a progress measure.** With the per-temperature normalisation the loss sits near a constant. Log
+#   the raw mean squares per temperature, and measure samples with a metric the kernel does not train on.
+# * **A gradient through the scale or the goal.** Both are constants of the step; with a graph through them the
+#   gradient is no longer the force.
+# * **The clip from a collapsed start.** Section 8: far from the data every weight sits on the floor and the force
+#   points to the data's mean. Start from a generator whose samples already spread, or turn the clip off.
+#
+# ## Next
+#
+# [Lesson 07](../07/lesson.py) puts these pieces into the CIFAR-10 trainer: an encoder trained on CIFAR-10 first,
+# the multi-scale features of its stages, the released loss per feature, bf16 autocast with the field in float32,
+# EMA, checkpoints and FID.
