@@ -14,7 +14,6 @@ weights and random images: the cost does not depend on them.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import sys
 import time
@@ -24,12 +23,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from drifting_min.cifar.config import CifarConfig  # noqa: E402
-from drifting_min.cifar.encoder import Encoder, freeze  # noqa: E402
-from drifting_min.cifar.train import Trainer, drift_features, ema_update  # noqa: E402
-from drifting_min.features import feature_drift_loss, released_drift_loss  # noqa: E402
+from drifting_min.cifar.config import CifarConfig
+from drifting_min.cifar.encoder import Encoder, freeze
+from drifting_min.cifar.train import Trainer, drift_features, ema_update
+from drifting_min.features import feature_drift_loss, released_drift_loss
 
-SMALL_CPU = dict(batch_gen=64, batch_real=64, gen_width=32, encoder_width=16)
+SMALL_CPU = {"batch_gen": 64, "batch_real": 64, "gen_width": 32, "encoder_width": 16}
 
 
 def timer(device: torch.device):
@@ -43,7 +42,7 @@ def timer(device: torch.device):
 
 def sections(tr: Trainer, now) -> dict[str, float]:
     """One training step cut into timed sections (the same computation as Trainer.train_step)."""
-    cfg, t = tr.cfg, {}
+    cfg = tr.cfg
     eps, labels = tr.gen_batch(tr.step)
     real = tr.real_batch(tr.step)
     with torch.autocast(device_type=tr.device.type, dtype=torch.bfloat16, enabled=tr.amp):

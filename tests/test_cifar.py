@@ -84,7 +84,7 @@ def tiny(archive: Path, **change) -> CifarConfig:
 
 
 def test_archive_reader_round_trip(archive):
-    images, labels = cdata.read_archive(archive, "train")
+    images, _ = cdata.read_archive(archive, "train")
     expected = np.concatenate([synthetic(24, k)[0] for k in range(5)])
     assert images.shape == (120, 32, 32, 3) and images.dtype == np.uint8
     assert np.array_equal(images, expected), "rows are CHW: they must come back as the images written"
@@ -224,7 +224,8 @@ def test_signal_saves_and_the_same_command_resumes(tmp_path, archive):
     assert train(cfg, tmp_path / "run", progress=False)["step"] == 4
     other = train(tiny(archive, encoder=str(tmp_path / "run" / "encoder.pt")), tmp_path / "other", progress=False,
                   max_steps=1)
-    assert other["encoder"] == f"file:{tmp_path / 'run' / 'encoder.pt'}" and not (tmp_path / "other" / "encoder.pt").exists()
+    assert other["encoder"] == f"file:{tmp_path / 'run' / 'encoder.pt'}"
+    assert not (tmp_path / "other" / "encoder.pt").exists(), "another encoder is used as it is, not retrained"
     with pytest.raises(ValueError, match="multiples of 4"):
         train(tiny(archive, conditional=True, batch_gen=10), tmp_path / "odd", progress=False)
 

@@ -76,7 +76,8 @@ def cmd_sample(args) -> dict:
 
     device = pick_device(args.device)
     net, blob = load_generator(args.out, device, args.weights)
-    folder = Path(args.to) if args.to else (Path(args.out) if Path(args.out).is_dir() else Path(args.out).parent) / "samples"
+    run = Path(args.out) if Path(args.out).is_dir() else Path(args.out).parent
+    folder = Path(args.to) if args.to else run / "samples"
     grid = grid_of(net, folder / "grid.png", args.seed, device)
     result = {"grid": str(grid), "step": blob.get("step")}
     if args.n:
@@ -100,7 +101,7 @@ def cmd_fid(args) -> dict:
     ref_feats = None
     if args.ref_data:
         stats_path = Path(args.ref_stats or Path(args.out or ".") / f"fid_ref_{Path(args.ref_data).name}.npz")
-        images = lambda: load_images(args.ref_data, args.ref_split, cache_dir=stats_path.parent)[0]  # noqa: E731
+        images = lambda: load_images(args.ref_data, args.ref_split, cache_dir=stats_path.parent)[0]
         ref, ref_feats = fid.cached_stats(stats_path, lambda: fid.inception_features(
             images(), net, batch_size=args.batch, progress=args.progress))
     else:

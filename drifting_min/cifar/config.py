@@ -77,11 +77,12 @@ class CifarConfig:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CifarConfig":
+    def from_dict(cls, d: dict) -> CifarConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
 
 # A configuration that trains end to end on a CPU in seconds (tests, the TINY GPU-script mode, the benchmark).
-TINY = dict(encoder_width=8, encoder_epochs=2.0, encoder_batch=64, gen_width=8, noise_dim=16, batch_gen=20,
-            batch_real=20, gen_steps=6, warmup=2, ckpt_every=3, grid_every=3, log_every=1, device="cpu")
+TINY = {"encoder_width": 8, "encoder_epochs": 2.0, "encoder_batch": 64, "gen_width": 8, "noise_dim": 16,
+        "batch_gen": 20, "batch_real": 20, "gen_steps": 6, "warmup": 2, "ckpt_every": 3, "grid_every": 3,
+        "log_every": 1, "device": "cpu"}

@@ -60,7 +60,7 @@ class Encoder(nn.Module):
         self.head = nn.Linear(8 * w, num_classes)
 
     def feature_maps(self, images: torch.Tensor) -> list[torch.Tensor]:
-        """Images (B, 3, 32, 32) in [-1, 1] -> the three stage outputs [(B, 2w, 16, 16), (B, 4w, 8, 8), (B, 8w, 4, 4)]."""
+        """Images (B, 3, 32, 32) in [-1, 1] -> the stage outputs [(B, 2w, 16, 16), (B, 4w, 8, 8), (B, 8w, 4, 4)]."""
         a = self.stage1(self.stem(images))
         b = self.stage2(a)
         return [a, b, self.stage3(b)]

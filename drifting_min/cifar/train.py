@@ -354,9 +354,7 @@ def train(cfg: CifarConfig, out: str | Path, progress: bool = True, max_steps: i
                 if max_steps is not None and step - first >= max_steps:
                     reason = f"step limit ({max_steps} steps this call)"
                     break
-            if trainer.step % cfg.ckpt_every:
-                trainer.save(out, enc_info)
-            elif trainer.step == first:  # nothing trained this call: still leave both files
+            if trainer.step % cfg.ckpt_every or trainer.step == first:  # not saved yet (or nothing trained)
                 trainer.save(out, enc_info)
     finally:
         bar.close()
