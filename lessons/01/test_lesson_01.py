@@ -83,7 +83,7 @@ def test_ex1_1_zero_at_the_mean(ex):
         torch.zeros(5, 4, dtype=F64),
         prop="the score is zero at the mean (the density's maximum)",
         atol=1e-10,
-        hint="subtract the mean before applying the inverse covariance",
+        hint="s(mu) = -Sigma^{-1} (mu - mu) = 0: x must enter only through x - mu",
     )
 
 
@@ -287,7 +287,8 @@ def test_ex1_3_within_standard_errors_of_closed_form(ex):
         abs(float(estimate) - exact) < 4 * float(stderr),
         "the estimate lies within 4 standard errors of the closed-form KL",
         f"closed form {exact:.5f}, estimate {float(estimate):.5f} +- {float(stderr):.5f}",
-        hint="the samples are drawn from q, so the terms are log q - log p, in that order",
+        hint="the estimate must agree with the closed form within its own standard error: the terms are "
+               "log q(x) - log p(x) on samples of q (a sign or order slip, or too small a standard error, breaks it)",
     )
 
 
@@ -349,7 +350,8 @@ def test_ex1_4_zero_when_q_is_p(ex):
     got = ex.score_difference(x, mean, cov, mean, cov)
     check_tensor(got, (20, 3), name="score_difference(x, q, q)")
     check_close(got, torch.zeros(20, 3, dtype=F64), prop="V = 0 everywhere when q = p", atol=1e-10,
-                hint="the model's own score must be subtracted, not only the target's used")
+                hint="V = s_p - s_q vanishes when q = p only if both scores enter with equal weight and opposite "
+                "signs")
 
 
 @exercise("1.4", "score_difference")
@@ -461,7 +463,8 @@ def test_ex1_5_zero_when_q_is_p(ex):
         torch.zeros(12, dtype=F64),
         prop="when the generator already produces p, every sample's gradient s_q - s_p is zero, whatever the noise",
         atol=1e-10,
-        hint="the model's own score s_q must be part of each sample's gradient",
+        hint="each sample's gradient is s_q(x_i) - s_p(x_i), which is zero when q = p; a nonzero result "
+        "means one of the two scores is missing or scaled",
     )
 
 
@@ -512,7 +515,8 @@ def test_ex1_6_matches_reference(ex):
     ref_trajectory, ref_kl = _drift_reference(x0, mean_p, cov_p, 0.05, 30)
     check_close(trajectory, ref_trajectory, prop="the trajectory matches x <- x + step * (s_p - s_q), q refitted "
                 "to the particles (mean, covariance divided by N) before every move", rtol=1e-7, atol=1e-9,
-                hint="refit q at every step, move along s_p - s_q (not its opposite), and keep trajectory[0] = x0")
+                hint="each move is x + step * (s_p - s_q) with q refitted to the current particles, and "
+                "trajectory[0] = x0; compare the first entries to see which step goes wrong first")
     check_close(kl, ref_kl, prop="kl[t] is KL(N(mu_t, Sigma_t) || p) for the Gaussian fitted to trajectory[t]",
                 rtol=1e-7, atol=1e-9, hint="KL of the fitted Gaussian (first) against p (second), start included")
 
@@ -524,10 +528,12 @@ def test_ex1_6_kl_decreases_to_zero(ex):
     increases = int((kl[1:] > kl[:-1] + 1e-12).sum())
     check_true(increases == 0, "the KL never increases along the drift (small steps)",
                f"the KL went up at {increases} of 200 steps; kl[0] = {float(kl[0]):.4g}, kl[-1] = {float(kl[-1]):.4g}",
-               hint="moving along s_q - s_p instead of s_p - s_q pushes q away from p")
+               hint="with a small step along s_p - s_q the KL of the fitted Gaussian decreases at every step; an "
+               "increase means the particles move against that field or along a stale q")
     check_true(float(kl[-1]) < 1e-3 and float(kl[0]) > 10, "the KL goes from large to near 0",
                f"kl[0] = {float(kl[0]):.4g}, kl[-1] = {float(kl[-1]):.4g} after 200 steps of 0.05",
-               hint="without the -s_q term the particles collapse onto the mean of p and the KL stays large")
+               hint="the fitted q must become p: a KL that stalls above 0 means the mean or the spread is not "
+               "corrected (the repulsion -s_q of the refitted q sets the spread)")
 
 
 @exercise("1.6", "drift_particles")

@@ -113,7 +113,8 @@ def test_ex3_1_translation_equivariance_and_one_target(ex):
             moved,
             ex.mean_shift(x, y, 0.7, kernel),
             prop=f"translation equivariance: shifting queries and targets together leaves V+ unchanged ({kernel})",
-            hint="V+ is a displacement y - x, not a position: did you forget to subtract x?",
+            hint="V+ is a displacement, sum_j k~_j (y_j - x), so a common shift must cancel; a result that "
+            "moves with the shift is a position (the weighted mean without '- x')",
         )
     single = ex.mean_shift(x, y[:1], 0.7, "laplace")
     check_close(single, (y[:1] - x).expand_as(x), prop="with a single target, V+(x) = y - x for every query",
@@ -171,7 +172,8 @@ def test_ex3_2_density_never_decreases(ex):
     drop = (log_p[:-1] - log_p[1:]).max().item()
     check_true(drop <= 1e-9, "the KDE log-density never decreases along mean-shift iterations",
                f"largest decrease of log p_tau in one step: {drop:.3g}",
-               hint="move *towards* the weighted mean of the data: x + V+(x), not x - V+(x)")
+               hint="each step x + V+(x) jumps to a kernel-weighted mean of the data, which cannot lower the "
+               "KDE; a decrease means the step goes against V+ or uses another kernel or temperature")
     gain = (log_p[-1] - log_p[0]).min().item()
     check_true(gain > 0, "every starting point climbs the density", f"smallest gain in log p_tau: {gain:.3g}")
 
@@ -186,7 +188,8 @@ def test_ex3_2_end_points_are_two_modes(ex):
     residual = dm.mean_shift(ends, data, tau, "gaussian").norm(dim=1).max().item()
     check_true(residual < 1e-4, "the end points are fixed points of mean shift: |V+(x)| is about 0",
                f"largest |V+| at the end points: {residual:.3g}",
-               hint="a full mean-shift step each iteration (x + V+), with the Gaussian kernel")
+               hint="after 60 full steps x <- x + V+(x) the points sit where V+ vanishes; a residual means the "
+               "steps are partial, reversed or use another kernel")
     nearest = torch.cdist(ends, centres).argmin(dim=1)
     spread = max(ends[nearest == c].std(dim=0).max().item() if (nearest == c).sum() > 1 else 0.0 for c in (0, 1))
     check_true(bool((nearest[:10] == 0).all() and (nearest[10:] == 1).all()) and spread < 1e-4,
@@ -337,7 +340,8 @@ def test_ex3_5_limits(ex):
     on_data = ex.laplace_preconditioner(data.expand(3, 3).clone(), torch.cat([data, data + 50.0]), tau)
     check_close(on_data, torch.full_like(on_data, tau**2), atol=1e-9,
                 prop="at a data point far from all others, rho = tau^2, the Gaussian kernel's constant",
-                hint="weight the distances by the Laplace softmax over the data, not a plain mean")
+                hint="r_bar is the Laplace-weighted mean distance, which ignores data 50 away; tau^2 + more "
+                "means the far points still count (a plain mean, or weights from another kernel)")
 
 
 @exercise("3.5", "laplace_preconditioner")

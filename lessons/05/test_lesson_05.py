@@ -97,7 +97,9 @@ def test_ex5_2_matches_reference_over_two_steps(ex):
         for (name, p), q in zip(gen.named_parameters(), ref.parameters()):
             check_close(p, q, rtol=1e-7, atol=1e-12,
                         prop=f"after step {step + 1}, parameter {name} matches one reference SGD step",
-                        hint="zero the gradients first; the target x + V is detached; one optimizer.step()")
+                        hint="the parameters must move by exactly one SGD step on this step's loss; a difference "
+                        "comes from gradients left from before (zero them first), a target x + V that is "
+                        "not detached, or a missing step")
 
 
 @exercise("5.2", "train_step")
@@ -115,7 +117,8 @@ def test_ex5_2_samples_move_along_the_field(ex):
     along = float((moved * v).sum())
     check_true(along > 0, "a small step moves the samples along V (sum_i <x_new - x_old, V_i> > 0)",
                f"sum of <move, V> = {along:.3g}",
-               hint="the target is x + V (not x - V), detached; a non-detached target gives zero gradient")
+               hint="a gradient step on |x - stopgrad(x + V)|^2 pulls each x towards x + V; a move "
+               "against V means the target is x - V, no move a target that is not detached")
 
 
 @exercise("5.2", "train_step")
@@ -163,8 +166,13 @@ def test_ex5_3_zero_when_samples_are_data_and_antisymmetric(ex):
     check_close(v_swapped, -v, prop="anti-symmetry: swapping samples and data negates the field",
                 hint="V = V+ (towards the data) - V- (towards the samples)")
     _, v_same = ex.field_on_grid(data, data.clone(), (0.3, 1.0), "laplace", lim=1.5, n=5)
+    check_tensor(v_same, (25, 2), name="V when the samples equal the data",
+                 finite_hint="the guard of the normalisation broke: the field is zero here, its rms is 0, and "
+                 "0 / 0 is NaN; divide by rms.clamp_min(1e-12) so that a zero field stays zero")
     check_true(float(v_same.abs().max()) < 1e-9, "V = 0 everywhere when the samples equal the data",
-               f"max |V| = {float(v_same.abs().max()):.3g}", hint="the population form has no self-mask")
+               f"max |V| = {float(v_same.abs().max()):.3g}",
+               hint="V+ and V- are then the same mean shift and cancel at every grid point; a nonzero V means "
+               "the two halves differ (a self-mask, another kernel or temperature on one side)")
     _, v_big = ex.field_on_grid(samples, data, (0.2,), "gaussian", lim=1.5, n=5)
     rms = float(v_big.square().mean().sqrt())
     check_close(rms, 1.0, prop="one temperature: the field has unit root mean square over the grid",
