@@ -16,7 +16,10 @@ def test_importing_course_and_grading_does_not_import_pytest():
         """
         import sys
         from course import check_exercise, load_exercises
+        from course.loader import graded_checks, lesson_ids
         assert check_exercise(load_exercises("03", solutions=True), "3.1") is True
+        for lesson in lesson_ids():  # every lesson's check file, as a notebook cell would import it
+            graded_checks(lesson)
         print("pytest" in sys.modules)
         """
     )
@@ -25,7 +28,9 @@ def test_importing_course_and_grading_does_not_import_pytest():
         env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "False", f"importing course imported pytest:\n{out.stdout}"
+    assert out.stdout.strip().splitlines()[-1] == "False", (
+        f"importing course, or a lesson's checks, imported pytest:\n{out.stdout}"
+    )
 
 
 def test_solution_passes(capsys):
