@@ -104,7 +104,8 @@ def show(fig):
 # python -m drifting_min.cifar plot --out runs/base           # runs/base/curves.png from log.jsonl
 # ```
 #
-# `--help` on each sub-command lists every option. `--data` also takes a local `cifar-10-python.tar.gz`, or a
+# `fid --out RUN` also appends its result to the run's log, so FID measured at several points of a run shows
+# up in `plot` as a curve. `--help` on each sub-command lists every option. `--data` also takes a local `cifar-10-python.tar.gz`, or a
 # folder or `.zip` of images with one subfolder per class (a corrupt archive, a wrong md5, an empty folder or
 # images of another size stop with a message that says which). `--conditional` trains a class-conditional
 # generator instead of the unconditional one. `--device cpu` and a tiny configuration run anywhere (the tests
@@ -196,14 +197,15 @@ print("each epoch of 12 positions holds every image once:",
 # classification with random translations and flips. Why supervised:
 #
 # * it is the cheapest way to features in which images of one kind are close and images of different kinds
-#   far apart: the default trains for about a minute on one GPU, where self-supervised objectives (SimCLR,
-#   MoCo, MAE) are usually trained for hundreds of epochs to reach a comparable linear-probe accuracy;
+#   far apart: the default is sized to train in about a minute on one GPU, where self-supervised objectives
+#   (SimCLR, MoCo, MAE) are usually trained for hundreds of epochs to reach a comparable linear-probe accuracy;
 # * it uses nothing outside the training set (CIFAR-10's own labels);
 # * it is not the FID network. Features shaped by Inception would make FID a flattering measure: the
 #   generator would be trained to match exactly the statistics FID compares.
 #
-# The cost of that choice: a classifier's features are built to ignore what does not change the class
-# (colour shifts, small translations), so the kernel may be blind to some of what makes an image look
+# The cost of that choice: a classifier's features are trained to ignore what does not change the class
+# (small translations and mirror images, by the augmentation, and whatever else the labels do not depend
+# on), so the kernel may be blind to some of what makes an image look
 # real; the raw pixels, added as one more feature, pull on the rest. The encoder's test accuracy is printed
 # and kept in `encoder.pt`; a run reuses its cached encoder when data, width, epochs and seed match. Another
 # encoder can be given by file (`--encoder PATH`: an `encoder.pt` of another run, or a TorchScript module with
@@ -242,9 +244,9 @@ print(f"{len(feats)} features, {sum(f.shape[0] for f in feats.values())} groups 
 # are divided by their mean over the batch (computed with no gradient), so one set of temperatures means the
 # same thing for a 64-dimensional location vector and for a 3,072-dimensional raw image. The smallest
 # temperature weighs almost only the nearest neighbours; the largest averages over much of the batch and can
-# move mass between distant modes (lesson 05 showed both on the toys); each temperature's force is normalised to unit
-# mean square before they are summed (lesson 06), so no one dominates. The paper's ImageNet ablation: single
-# temperatures gave 10.62 / 8.67 / 8.96 FID, all three together 8.46.
+# move mass between distant modes (lesson 05 showed both on the toys); each temperature's force is normalised
+# to unit mean square before they are summed (lesson 06), so no one dominates. The paper's ImageNet ablation:
+# single temperatures gave 10.62 / 8.67 / 8.96 FID, all three together 8.46.
 #
 # ### Exercise 7.4: `batch_feature_loss(encoder, gen_images, real_images, taus, raw) -> Tensor`
 #
@@ -262,8 +264,8 @@ check_exercise(ex, "7.4")
 # %% [markdown]
 # A few tiny images through a randomly initialised encoder (width 4, so it runs in a moment): the loss of one
 # batch, and the raw mean square force before normalisation, per feature and temperature. The loss is near a
-# constant by construction (each temperature's force is normalised), so the trainer logs the raw values:
-# they are the ones that shrink as the generated features approach the real ones.
+# constant by construction (each temperature's force is normalised), so the trainer logs the raw values too:
+# they are what should shrink as the generated features approach the real ones.
 
 # %%
 batch_feature_loss = learner_or_reference(ex.batch_feature_loss, ref.batch_feature_loss)
@@ -287,9 +289,9 @@ for name in ("s0.loc", "s0.mean", "s2.p2.std", "raw"):
 #
 # **Batch.** Every generated image is a query and a negative for the others, every real image a positive. More
 # of both gives a better estimate of the field: the paper's ImageNet ablation went from 20.43 FID with 1
-# positive per class to 8.46 with 64, and a public CIFAR-10 port reached its best number with 640 real and 640
-# generated images a step (the best public number, 6.74, came from that setting). The batch here is as large as a 32x32 generator and a small encoder allow within a
-# few minutes of GPU time (section 1's printout); the cost of the field grows as $N (N + M)$ per group. In a
+# positive per class to 8.46 with 64, and the best public CIFAR-10 number (6.74) came from a port that used
+# 640 real and 640 generated images a step. The cost of the field grows as $N (N + M)$ per group, so the
+# default batch (section 1's printout) is sized for the trainer's budget of a few minutes on one GPU. In a
 # conditional run each class has its own groups, so a generated image meets only real images of its class and
 # the other generated images of that class.
 #
@@ -297,8 +299,8 @@ for name in ("s0.loc", "s0.mean", "s2.p2.std", "raw"):
 # 4x4 map, three upsampling blocks (nearest upsampling, convolution, GroupNorm, SiLU) to 32x32, a last
 # convolution and $\tanh$. No batch normalisation: under the drift loss the images of a batch are already
 # coupled through the field, and batch statistics would couple them a second time and make the EMA copy's
-# output depend on the batch it is sampled in. A class-conditional generator adds a learned class embedding to the
-# noise.
+# output depend on the batch it is sampled in. A class-conditional generator adds a learned class embedding
+# to the noise.
 
 # %%
 g = Generator(cfg.noise_dim, cfg.gen_width)
@@ -310,10 +312,10 @@ with torch.no_grad():
 # %% [markdown]
 # ## 5. The schedule and the EMA
 #
-# AdamW with $\beta = (0.9, 0.95)$ and the gradient norm clipped at 2.0, both the paper's settings ($\beta_2 = 0.95$
-# gives the second-moment estimate a memory of about 20 steps instead of the usual 1,000, so the step size
-# follows changes of the gradient's scale quickly), a linear warm-up, then a cosine decay to 10% of the peak
-# learning rate:
+# AdamW with $\beta = (0.9, 0.95)$ and the gradient norm clipped at 2.0, both the paper's settings
+# ($\beta_2 = 0.95$ gives the second-moment estimate a memory of about 20 steps instead of the usual 1,000, so
+# the step size follows changes of the gradient's scale quickly), a linear warm-up, then a cosine decay to 10%
+# of the peak learning rate:
 
 # %%
 steps = np.arange(cfg.gen_steps)
@@ -381,8 +383,8 @@ show(fig)
 #
 # ## 6. Mixed precision, and where float32 is kept
 #
-# On a GPU the generator and the encoder run under bf16 autocast: their convolutions are where the time goes,
-# and bf16 halves their memory traffic. Three places stay float32:
+# On a GPU the generator and the encoder run under bf16 autocast: their convolutions then use the GPU's bf16
+# tensor cores and move half the bytes. Three places stay float32:
 #
 # * **distances and softmaxes.** bf16 keeps 8 significant bits: between 1 and 2 its numbers are $2^{-7}
 #   \approx 0.008$ apart. A rescaled distance near 1 is then known to $\pm 0.004$, and at $R = 0.02$ the
@@ -393,7 +395,7 @@ show(fig)
 # * **the loss and the optimiser.** Parameters, gradients and AdamW's moments are float32 (autocast only
 #   changes the dtype of the operations' inputs);
 # * **FID.** The Inception features are computed in float32 with TF32 switched off (`fid.inception_features`),
-#   so a number measured on one GPU is the number measured on another.
+#   so the number does not depend on a TF32 switch that the trainer or another library left on.
 
 # %%
 torch.manual_seed(0)
@@ -409,9 +411,9 @@ for r in (0.2, 0.05, 0.02):
 # ## 7. Checkpoints, interruptions, failures
 #
 # * `ckpt.pt` holds the generator, the EMA, the optimiser's state, the step, the config and the data's
-#   fingerprint; `ema.pt` holds the EMA weights alone (a few MiB) for sampling and copying. Both are written to
-#   a temporary name and renamed (`os.replace`), so a run killed at any moment leaves the last complete file,
-#   never half of one.
+#   fingerprint; `ema.pt` holds the EMA weights alone (about 13 MiB at the default width) for sampling and
+#   copying. Both are written to a temporary name and renamed (`os.replace`), so a run killed at any moment
+#   leaves the last complete file, never half of one.
 # * Ctrl-C or SIGTERM stops at the end of the current step and saves; a second Ctrl-C aborts. `--minutes`
 #   does the same when the time is up.
 # * The same command again resumes: the stored settings win over new ones except those that do not change the
@@ -432,11 +434,11 @@ for r in (0.2, 0.05, 0.02):
 #
 # The usual code computes $\operatorname{tr}(\Sigma_1\Sigma_2)^{1/2}$ with a general matrix square root of the
 # non-symmetric product $\Sigma_1 \Sigma_2$ (scipy's `sqrtm`), which returns complex numbers from rounding and
-# needs the imaginary part dropped. There is a simpler route. $\Sigma_1^{1/2} \Sigma_2 \Sigma_1^{1/2}$ is
-# symmetric positive semi-definite and has the same eigenvalues as $\Sigma_1 \Sigma_2$ (they are similar
-# matrices when $\Sigma_1$ is invertible, and the eigenvalues are continuous in $\Sigma_1$), so the trace of the
-# square root is $\sum_i \sqrt{\lambda_i}$ over the eigenvalues of a symmetric matrix: two symmetric
-# eigendecompositions, all real, in float64.
+# needs the imaginary part dropped. There is a simpler route. For any square $A$ and $B$, $AB$ and $BA$ have the
+# same eigenvalues; with $A = \Sigma_1^{1/2}$ and $B = \Sigma_1^{1/2}\Sigma_2$ that makes the eigenvalues of
+# $\Sigma_1 \Sigma_2$ those of $\Sigma_1^{1/2} \Sigma_2 \Sigma_1^{1/2}$, a symmetric positive semi-definite matrix
+# (singular $\Sigma_1$ included). The trace of the square root is then $\sum_i \sqrt{\lambda_i}$ over the
+# eigenvalues of a symmetric matrix: two symmetric eigendecompositions, all real, in float64.
 #
 # ### Exercise 7.1: `frechet_distance(mu1, sigma1, mu2, sigma2) -> Tensor`
 #
@@ -517,15 +519,17 @@ for n in (250, 1000, 4000, 16000):
 #   learning rate and the throughput are logged too.
 # * Samples (`grid.png`, refreshed every `grid_every` steps, with earlier ones kept in `grids/`) show what the
 #   curves cannot; FID of 10,000 samples against the floor is the number to report.
-# * Others' CIFAR-10 results with drifting (REFERENCE.md; 50,000 samples against the training set, so not on
-#   our protocol): 6.74 FID unconditional with DINOv2 features and 100,000 steps of 640 + 640 images; 8.02 with
-#   MoCo-v2, 13.24 with an ImageNet ResNet-18; short runs of simpler ports near 70. Our default is a short run
-#   with a small encoder trained in a minute: expect it far from the best of those, and well above the floor.
+# * Others' CIFAR-10 results with drifting (public ports of the method, each on its own protocol, so not
+#   comparable with ours): 6.74 FID unconditional with DINOv2 features and 100,000 steps of 640 + 640 images;
+#   8.02 with MoCo-v2 features, 13.24 with an ImageNet ResNet-18; short runs of simpler ports near 70. Our
+#   default is a short run with a small encoder trained from scratch: do not expect it near the best of those.
+#   Where it lands is what the GPU run will tell.
 #
-# **What can go wrong.** A run that collapses (every sample alike) usually has a feature space in which the
-# kernel is flat; check the encoder's accuracy first. A NaN stops the run with the last good checkpoint kept:
-# lower `--lr`. An FID that looks too good to be true was probably measured on too few samples or against the
-# wrong reference; state the sample count and the reference with every number.
+# **What can go wrong.** Collapse (every sample alike) is what public ports saw on raw pixels and with a kernel
+# that was flat in feature space (temperatures scaled by $C$ instead of $\sqrt{C}$); here, check the encoder's
+# test accuracy first. A NaN stops the run with the last good checkpoint kept: lower `--lr`. An FID below the
+# floor at the same sample count points at the measurement (another reference, another preprocessing), not
+# at the generator; state the sample count and the reference with every number.
 #
 # **Next.** This is the last lesson. The [results page](../../docs/results.md) collects the numbers, and the
 # theory pages the derivations behind every step of the trainer.
