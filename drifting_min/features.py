@@ -22,6 +22,10 @@ map), and all groups go through one batched computation. For one call, with x th
       F_R <- F_R / sqrt(max(mean(F_R^2), 1e-8))   (the mean over groups, samples and dims)
 6. goal = x~ + sum_R F_R (no gradient);  loss = mean over groups, samples and dims of (x~ - goal)^2.
 
+The code computes the same numbers in a cheaper and more precise order: each group is centred on its targets'
+mean first (distances and forces do not change), and the - (sum_j c_ij) x~_i term, zero up to rounding, is
+left out (see ``_temperature_force``).
+
 So the loss value is mean((sum_R F_R)^2), and its gradient is dL/dx = -2 (sum_R F_R) / (G N D) / (s / sqrt(D)).
 
 Relation with the canonical batch form (``drift.batch_drift_field``, Laplace kernel, lesson 03). With one
@@ -63,6 +67,7 @@ AFFINITY_CLIP = 1e-6  # floor on softmax_row * softmax_col inside the square roo
 FORCE_MS_FLOOR = 1e-8  # floor on a temperature's mean square force before dividing by its root
 SCALE_FLOOR = 1e-8  # guards a batch whose distances are all zero (not part of the released description)
 STD_EPS = 1e-6  # std = sqrt(var + STD_EPS): a finite gradient where a patch is constant
+CPU_BLOCK = 2**18  # on a CPU, groups go through in blocks of about this many generated-target pairs (None: one)
 
 
 # ---------------------------------------------------------------------------------------------- input checks
@@ -79,7 +84,7 @@ def _check_batch(name: str, t: Tensor, groups: int | None = None, dims: int | No
         raise ValueError(f"{name} has {t.shape[0]} groups but gen has {groups}")
     if dims is not None and t.shape[2] != dims:
         raise ValueError(f"{name} has {t.shape[2]} dims but gen has {dims}")
-    if not torch.isfinite(t).all():
+    if not torch.isfinite(t.sum()) and not torch.isfinite(t).all():  # a non-finite entry makes the sum non-finite
         raise ValueError(f"{name} contains NaN or Inf values")
 
 
@@ -101,43 +106,94 @@ def _compute_dtype(t: Tensor) -> torch.dtype:
 # ------------------------------------------------------------------------------------------ the released loss
 
 
+def _distances(x: Tensor, targets: Tensor) -> Tensor:
+    """d_gij = |x_gi - y_gj| [G, N, T], the self distances (the first N targets are x itself) exactly zero.
+
+    Up to 8 dims the differences are formed exactly; above, the expansion |x|^2 + |y|^2 - 2 x.y (a batched
+    matrix product, several times faster), on inputs centred by the caller so that it loses little precision.
+    """
+    if x.shape[2] <= 8:
+        dist = torch.cdist(x, targets, compute_mode="donot_use_mm_for_euclid_dist")  # [G, N, T]
+    else:
+        sq_x, sq_y = x.square().sum(2, keepdim=True), targets.square().sum(2)[:, None, :]  # [G, N, 1], [G, 1, T]
+        dist = torch.baddbmm(sq_y, x, targets.transpose(1, 2), alpha=-2.0).add_(sq_x).clamp_min_(0.0).sqrt_()
+    dist[:, :, : x.shape[1]].diagonal(dim1=1, dim2=2).zero_()
+    return dist
+
+
+def _temperature_force(
+    dist: Tensor, w: Tensor | None, x_s: Tensor, y_s: Tensor, n_neg: int, r: float, clip: bool
+) -> Tensor:
+    """Step 5 for one temperature R, before its normalisation: the force F_R [G, N, D] from the scaled
+    distances dist [G, N, T] (self distances already +100), target weights w [G, T] (None: all ones), and the
+    rescaled samples x_s [G, N, D] and targets y_s [G, T, D]; the first ``n_neg`` targets are negatives.
+
+    With s+ = rowsum(A+) and s- = rowsum(A-), the coefficients are c+ = A+ s- and c- = -A- s+, and
+    F = sum_j c_ij y_j - (sum_j c_ij) x_i = (A+ y+) s- - (A- y-) s+: a row's coefficients sum to
+    s+ s- - s- s+ = 0, so the released code's "- (sum c) x" term is zero up to rounding and is not computed.
+    """
+    logits = dist * (-1.0 / r)  # [G, N, T]
+    # log A = (log softmax over targets + log softmax over generated) / 2: the product never underflows
+    log_a = logits.log_softmax(dim=2).add_(logits.log_softmax(dim=1)).mul_(0.5)  # [G, N, T]
+    if clip:
+        log_a.clamp_min_(0.5 * math.log(AFFINITY_CLIP))  # A = sqrt(max(product, 1e-6))
+    a = log_a.exp_()
+    if w is not None:
+        a.mul_(w[:, None, :])  # times the target weights
+    a_neg, a_pos = a[:, :, :n_neg], a[:, :, n_neg:]  # [G, N, N + K], [G, N, M]
+    s_neg, s_pos = a_neg.sum(2, keepdim=True), a_pos.sum(2, keepdim=True)  # [G, N, 1]
+    # cross-weighting c+ = A+ s-, c- = -A- s+
+    return (a_pos @ y_s[:, n_neg:]).mul_(s_neg).sub_((a_neg @ y_s[:, :n_neg]).mul_(s_pos))  # [G, N, D]
+
+
+def _group_blocks(groups: int, pairs_per_group: int, device: torch.device) -> list[slice]:
+    """The blocks of groups that go through the field together: all of them on a GPU (one kernel launch per
+    operation); on a CPU blocks of about ``CPU_BLOCK`` generated-target pairs, which stay in cache and reuse
+    memory instead of faulting in fresh multi-megabyte buffers (2x faster at 256 groups of 64 x 128 pairs on
+    one thread; ``bench/bench_features.py`` measures it)."""
+    if device.type != "cpu" or CPU_BLOCK is None:
+        return [slice(0, groups)]
+    step = max(1, CPU_BLOCK // pairs_per_group)
+    return [slice(lo, lo + step) for lo in range(0, groups, step)]
+
+
 @torch.no_grad()
-def _released_goal(
-    x: Tensor, targets: Tensor, w: Tensor, n_neg: int, taus: Sequence[float], clip: bool
+def _released_force(
+    x: Tensor, targets: Tensor, w: Tensor | None, n_neg: int, taus: Sequence[float], clip: bool
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Steps 2-6 of the module docstring. x [G, N, D], targets [G, T, D], w [G, T]; the first ``n_neg`` targets
-    (generated and extra negatives) are negatives. Returns the goal [G, N, D] in the rescaled coordinates,
-    the coordinate scale s / sqrt(D) (0-d), and a [1 + len(taus)] tensor (s, mean(F_R^2) for each R)."""
+    """Steps 2-5 of the module docstring. x [G, N, D], targets [G, T, D] (the first N are x), w [G, T] or None;
+    the first ``n_neg`` targets (generated and extra negatives) are negatives. Returns the summed normalised
+    force sum_R F_R [G, N, D], the coordinate scale s / sqrt(D) (0-d), and a [1 + len(taus)] tensor holding
+    s and mean(F_R^2) for each R.
+
+    Distances and forces are invariant to a common shift of x and y (each row of coefficients sums to zero),
+    so each group is first centred on its targets' mean: the same values, computed with less cancellation.
+    """
     g, n, d = x.shape
-    # 2. distances, exact differences in low dimension, the |x|^2 + |y|^2 - 2 x.y expansion above 64 dims
-    mode = "use_mm_for_euclid_dist" if d > 64 else "donot_use_mm_for_euclid_dist"
-    dist = torch.cdist(x, targets, compute_mode=mode)  # [G, N, T]
-    self_dist = dist[:, :, :n].diagonal(dim1=1, dim2=2)  # [G, N], a view: x_gi against itself
-    self_dist.zero_()  # exactly zero (the expansion leaves a rounding error)
+    t = targets.shape[1]
+    blocks = _group_blocks(g, n * t, x.device)
+    center = targets.mean(dim=1, keepdim=True)  # [G, 1, D]
+    x, targets = x - center, targets - center
+    dist = x.new_empty(g, n, t)  # 2.  [G, N, T]
+    for b in blocks:
+        dist[b] = _distances(x[b], targets[b])
     # 3. one scalar scale: the w-weighted mean of all generated-to-target distances
-    scale = ((dist * w[:, None, :]).mean() / w.mean()).clamp_min(SCALE_FLOOR)  # []
+    scale = dist.mean() if w is None else (dist * w[:, None, :]).mean() / w.mean()
+    scale = scale.clamp_min(SCALE_FLOOR)  # []
     coord = scale / math.sqrt(d)  # [] coordinates are divided by s / sqrt(D)
     x_s, y_s = x / coord, targets / coord  # [G, N, D], [G, T, D]
-    # 4. scaled distances, +100 on each generated sample's distance to itself
+    # 4. scaled distances, and 0 / s + 100 for each generated sample's distance to itself
     dist /= scale
-    self_dist.fill_(SELF_DISTANCE)  # 0 / s + 100
-    force_sum = torch.zeros_like(x_s)  # [G, N, D]
-    stats = [scale]
-    for r in taus:
-        # 5. affinity sqrt(softmax over targets * softmax over generated), taken in log space
-        logits = -dist / r  # [G, N, T]
-        log_a = 0.5 * (logits.log_softmax(dim=2) + logits.log_softmax(dim=1))  # [G, N, T]
-        if clip:
-            log_a = log_a.clamp_min(0.5 * math.log(AFFINITY_CLIP))
-        a = log_a.exp() * w[:, None, :]  # [G, N, T]
-        a_neg, a_pos = a[:, :, :n_neg], a[:, :, n_neg:]  # [G, N, N + K], [G, N, M]
-        coeff = torch.cat([-a_neg * a_pos.sum(2, keepdim=True), a_pos * a_neg.sum(2, keepdim=True)], dim=2)
-        force = coeff @ y_s - coeff.sum(2, keepdim=True) * x_s  # [G, N, D]
-        mean_sq = force.square().mean()  # []
-        stats.append(mean_sq)
-        force_sum += force / mean_sq.clamp_min(FORCE_MS_FLOOR).sqrt()
-    # 6. the goal, in the rescaled coordinates
-    return x_s + force_sum, coord, torch.stack(stats)
+    dist[:, :, :n].diagonal(dim1=1, dim2=2).fill_(SELF_DISTANCE)
+    # 5. each temperature's force, then its normalisation over all groups, samples and dims
+    forces = x.new_empty(len(taus), g, n, d)  # [R, G, N, D]
+    for b in blocks:
+        w_b = None if w is None else w[b]
+        for k, r in enumerate(taus):
+            forces[k, b] = _temperature_force(dist[b], w_b, x_s[b], y_s[b], n_neg, r, clip)
+    mean_sq = forces.square().mean(dim=(1, 2, 3))  # [R]
+    force_sum = (forces / mean_sq.clamp_min(FORCE_MS_FLOOR).sqrt()[:, None, None, None]).sum(dim=0)  # [G, N, D]
+    return force_sum, coord, torch.cat([scale[None], mean_sq])
 
 
 def released_drift_loss(
@@ -180,17 +236,21 @@ def released_drift_loss(
         x = gen.detach().to(dtype)  # [G, N, D]
         negs = [] if neg is None else [neg.detach().to(dtype)]
         targets = torch.cat([x, *negs, pos.detach().to(dtype)], dim=1)  # [G, N + K + M, D]
-        n_neg = n + sum(t.shape[1] for t in negs)
-        w = torch.cat(
-            [
-                torch.ones(g, n, dtype=dtype, device=x.device),
-                *([_weights("neg_weight", neg_weight, g, neg.shape[1], x)] if neg is not None else []),
-                _weights("pos_weight", pos_weight, g, pos.shape[1], x),
-            ],
-            dim=1,
-        )  # [G, N + K + M]
-        goal, coord, stats = _released_goal(x, targets, w, n_neg, taus, clip)
-        loss = (gen.to(dtype) / coord - goal).square().mean()
+        n_neg = targets.shape[1] - pos.shape[1]
+        w = None  # all ones unless some weights are given
+        if pos_weight is not None or neg_weight is not None:
+            w = torch.cat(
+                [
+                    torch.ones(g, n, dtype=dtype, device=x.device),
+                    *([_weights("neg_weight", neg_weight, g, neg.shape[1], x)] if neg is not None else []),
+                    _weights("pos_weight", pos_weight, g, pos.shape[1], x),
+                ],
+                dim=1,
+            )  # [G, N + K + M]
+        force, coord, stats = _released_force(x, targets, w, n_neg, taus, clip)  # [G, N, D]
+        # 6. goal = x~ + F, loss = mean((x~ - goal)^2), written as ((gen - stopgrad(gen)) / c - F)^2: the same
+        # value and gradient, without subtracting two large numbers
+        loss = ((gen.to(dtype) - x) / coord - force).square().mean()
     stats = stats.tolist()  # one device synchronisation per call
     return loss, {"raw_drift_sq": stats[1:], "scale": stats[0]}
 
@@ -204,11 +264,17 @@ def _patch_stats(fmap: Tensor, p: int) -> tuple[Tensor, Tensor]:
     b, c, h, w = fmap.shape
     hp, wp = h // p, w // p
     patches = fmap[:, :, : hp * p, : wp * p].reshape(b, c, hp, p, wp, p)  # [B, C, H/p, p, W/p, p]
-    mean = patches.mean(dim=(3, 5))  # [B, C, H/p, W/p]
-    var = patches.var(dim=(3, 5), correction=0)
-    std = (var + STD_EPS).sqrt()
-    as_groups = lambda t: t.flatten(2).permute(2, 0, 1)  # noqa: E731  [B, C, h, w] -> [h * w, B, C]
-    return as_groups(mean), as_groups(std)
+    # each patch's p * p values last and contiguous: reductions over a strided 6-D view are several times slower
+    patches = patches.permute(2, 4, 0, 1, 3, 5).reshape(hp * wp, b, c, p * p)  # [H/p W/p, B, C, p p]
+    return _mean_std(patches)
+
+
+def _mean_std(values: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and std = sqrt(population variance + 1e-6) over the last axis (two passes: the centred values are
+    squared, no E[v^2] - E[v]^2 cancellation; several times faster than torch.var over a short axis)."""
+    mean = values.mean(dim=-1)
+    var = (values - mean[..., None]).square().mean(dim=-1)
+    return mean, (var + STD_EPS).sqrt()
 
 
 def multiscale_features(
@@ -234,9 +300,8 @@ def multiscale_features(
             raise ValueError(f"feature map {name!r} must be a [B, C, H, W] tensor")
         b, c, h, w = fmap.shape
         out[f"{name}.loc"] = fmap.flatten(2).permute(2, 0, 1)  # [H W, B, C]
-        flat = fmap.flatten(2)  # [B, C, H W]
-        out[f"{name}.mean"] = flat.mean(dim=2)[None]  # [1, B, C]
-        out[f"{name}.std"] = (flat.var(dim=2, correction=0) + STD_EPS).sqrt()[None]  # [1, B, C]
+        mean, std = _mean_std(fmap.flatten(2)[None])  # over [1, B, C, H W]
+        out[f"{name}.mean"], out[f"{name}.std"] = mean, std  # [1, B, C] each
         for p in patch_sizes:
             if p <= min(h, w):
                 out[f"{name}.p{p}.mean"], out[f"{name}.p{p}.std"] = _patch_stats(fmap, p)

@@ -135,6 +135,26 @@ def test_float32_agrees_with_float64():
     assert info32["raw_drift_sq"] == pytest.approx(info64["raw_drift_sq"], rel=1e-3)
 
 
+def test_blocks_of_groups_give_the_same_loss(monkeypatch):
+    """On a CPU, groups go through in blocks (features.CPU_BLOCK pairs): any block size, the same numbers."""
+    import drifting_min.features as features
+
+    gen, pos, neg = draw(8, (7, 6, 5), (7, 4, 5), (7, 2, 5))
+    pos_w = uniform(9, 7, 4)
+    results = []
+    for block in (None, 1, 30, 100):
+        monkeypatch.setattr(features, "CPU_BLOCK", block)
+        g = gen.clone().requires_grad_(True)
+        loss, info = released_drift_loss(g, pos, neg, pos_weight=pos_w)
+        loss.backward()
+        results.append((loss, g.grad, info))
+    for loss, grad, info in results[1:]:
+        torch.testing.assert_close(loss, results[0][0], rtol=1e-12, atol=0)
+        torch.testing.assert_close(grad, results[0][1], rtol=1e-12, atol=1e-15)
+        assert info["raw_drift_sq"] == pytest.approx(results[0][2]["raw_drift_sq"], rel=1e-12)
+        assert info["scale"] == pytest.approx(results[0][2]["scale"], rel=1e-12)
+
+
 # ------------------------------------------------------------------------- the canonical batch form, rescaled
 
 
