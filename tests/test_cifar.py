@@ -24,7 +24,7 @@ import torch
 from drifting_min.cifar import data as cdata
 from drifting_min.cifar.__main__ import main
 from drifting_min.cifar.config import TINY, CifarConfig
-from drifting_min.cifar.encoder import Encoder, accuracy, numpy_to_device, train_encoder
+from drifting_min.cifar.encoder import Encoder, accuracy, load_encoder, numpy_to_device, train_encoder
 from drifting_min.cifar.train import NonFiniteLoss, learning_rate, train
 
 K = 4  # classes of the synthetic data
@@ -180,6 +180,20 @@ def test_own_encoder_beats_a_random_one():
     assert trained > 0.9 and trained > random + 0.4, (trained, random)
     maps = enc.feature_maps(tx[:3])
     assert [tuple(m.shape) for m in maps] == [(3, 16, 16, 16), (3, 32, 8, 8), (3, 64, 4, 4)]
+
+
+def test_another_encoder_from_a_torchscript_file(tmp_path):
+    enc = Encoder(8, K).eval()
+    with warnings.catch_warnings():  # newer torch marks TorchScript deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(enc).save(str(tmp_path / "enc.pt"))
+        loaded, info = load_encoder(tmp_path / "enc.pt")
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert info["kind"] == "torchscript"
+    assert all(torch.allclose(a, b) for a, b in zip(loaded.feature_maps(x), enc.feature_maps(x)))
+    (tmp_path / "junk.pt").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="neither an encoder.pt"):
+        load_encoder(tmp_path / "junk.pt")
 
 
 # ------------------------------------------------------------------------------------------ training

@@ -25,6 +25,8 @@ still flow through it to the generated images.
 from __future__ import annotations
 
 import math
+import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -165,22 +167,30 @@ def load_encoder(path: str | Path, device: torch.device | str = "cpu") -> tuple[
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"encoder weights {path} not found")
-    try:
-        blob = torch.load(path, map_location=device, weights_only=False)
-    except Exception:  # not a pickle: try TorchScript
-        blob = None
-    if isinstance(blob, dict) and blob.get("kind") == "drifting_min.cifar.Encoder":
+    if not _is_torchscript(path):
+        try:
+            blob = torch.load(path, map_location=device, weights_only=False)
+        except Exception as e:  # a truncated or foreign file: say which and what is expected
+            raise ValueError(f"{path}: neither an encoder.pt of this trainer nor a TorchScript module ({e})") from e
+        if not (isinstance(blob, dict) and blob.get("kind") == "drifting_min.cifar.Encoder"):
+            raise ValueError(f"{path}: neither an encoder.pt of this trainer nor a TorchScript module")
         enc = Encoder(blob["width"], blob["num_classes"])
         enc.load_state_dict(blob["state_dict"])
-        info = {k: v for k, v in blob.items() if k != "state_dict"}
-        return enc.to(device), info
-    try:
+        return enc.to(device), {k: v for k, v in blob.items() if k != "state_dict"}
+    with warnings.catch_warnings():  # newer torch marks TorchScript deprecated
+        warnings.simplefilter("ignore", DeprecationWarning)
         module = torch.jit.load(str(path), map_location=device)
-    except Exception as e:
-        raise ValueError(f"{path}: neither an encoder.pt of this trainer nor a TorchScript module ({e})") from e
     if not hasattr(module, "feature_maps"):
         raise ValueError(f"{path}: the TorchScript module has no feature_maps method")
     return ScriptedEncoder(module).to(device), {"kind": "torchscript"}
+
+
+def _is_torchscript(path: Path) -> bool:
+    """TorchScript archives are zip files with a constants.pkl; torch.save files have none."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as z:
+        return any(name.endswith("constants.pkl") for name in z.namelist())
 
 
 def numpy_to_device(images: np.ndarray, labels: np.ndarray, device) -> tuple[torch.Tensor, torch.Tensor]:
