@@ -214,6 +214,28 @@ def test_preprocess_shape_range_and_layouts():
         fid.as_nchw_uint8(nhwc[..., :2])
 
 
+def test_tf32_is_switched_off_for_cuda_features_and_restored():
+    matmul, conv = torch.backends.cuda.matmul, getattr(torch.backends.cudnn, "conv", None)
+    if conv is None or not hasattr(conv, "fp32_precision"):  # torch < 2.9: the legacy flags
+        before = matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        with fid._exact_float32(torch.device("cuda")):
+            assert not matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        assert matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
+        matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+        return
+    before = matmul.fp32_precision, conv.fp32_precision
+    try:
+        matmul.fp32_precision = conv.fp32_precision = "tf32"  # as a trainer using the new API may leave them
+        with fid._exact_float32(torch.device("cuda")):
+            assert (matmul.fp32_precision, conv.fp32_precision) == ("ieee", "ieee")
+        assert (matmul.fp32_precision, conv.fp32_precision) == ("tf32", "tf32")
+        with fid._exact_float32(torch.device("cpu")):  # nothing to do on a CPU
+            assert matmul.fp32_precision == "tf32"
+    finally:
+        matmul.fp32_precision, conv.fp32_precision = before
+
+
 class _StandIn(torch.nn.Module):
     """A few fixed random projections of pooled pixels: 299 x 299 in, 16 features out, like Inception's shape."""
 

@@ -132,14 +132,29 @@ def preprocess(images: torch.Tensor) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def _exact_float32() -> Iterator[None]:
-    """No TF32 inside (a trainer may have switched it on): the features are float32 computations."""
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+def _exact_float32(device: torch.device) -> Iterator[None]:
+    """No TF32 inside on CUDA (a trainer may have switched it on): the features are float32 computations.
+
+    torch 2.9 and later keep the setting as ``fp32_precision`` ("ieee" or "tf32") and raise when the legacy
+    ``allow_tf32`` flags are read after the new API was used, so the new API is used where it exists.
+    """
+    if device.type != "cuda":
+        yield
+        return
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is not None and hasattr(conv, "fp32_precision"):  # torch >= 2.9
+        switches = [(torch.backends.cuda.matmul, "fp32_precision", "ieee"), (conv, "fp32_precision", "ieee")]
+    else:
+        switches = [(torch.backends.cuda.matmul, "allow_tf32", False), (torch.backends.cudnn, "allow_tf32", False)]
+    saved = []
     try:
+        for owner, name, value in switches:
+            saved.append((owner, name, getattr(owner, name)))
+            setattr(owner, name, value)
         yield
     finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+        for owner, name, value in reversed(saved):
+            setattr(owner, name, value)
 
 
 @torch.no_grad()
@@ -161,7 +176,8 @@ def inception_features(images: np.ndarray | torch.Tensor | Iterable[np.ndarray |
         from tqdm.auto import tqdm
         total = images.shape[0] if isinstance(images, (np.ndarray, torch.Tensor)) else None
         bar = tqdm(desc="inception features", unit="img", total=total)
-    with _exact_float32(), torch.autocast(device_type=torch.device(device).type, enabled=False):
+    device = torch.device(device)
+    with _exact_float32(device), torch.autocast(device_type=device.type, enabled=False):
         for chunk in chunks:
             chunk = as_nchw_uint8(chunk)
             for start in range(0, chunk.shape[0], batch_size):
