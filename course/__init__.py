@@ -3,7 +3,16 @@
 Nothing imported here imports pytest, so a notebook can ``from course import check_exercise``.
 """
 
-from .checks import CheckFailed, call_unchanged, check_close, check_dtype, check_no_graph, check_tensor, check_true, exercise
+from .checks import (
+    CheckFailed,
+    call_unchanged,
+    check_close,
+    check_dtype,
+    check_no_graph,
+    check_tensor,
+    check_true,
+    exercise,
+)
 from .draws import draw, generator, randn
 from .loader import learner_or_reference, load_exercises
 from .notebook import check_exercise

@@ -158,8 +158,8 @@ def _change(before, after) -> str:
         changed = int((diff > 0).sum() + (torch.isnan(after.detach()) != torch.isnan(before)).sum())
         return f"{changed} of {before.numel()} entries changed (largest change {float(diff.nan_to_num(0).max()):.3g})"
     fields = [f.name for f in dataclasses.fields(before)]
-    changed = [f"{n}: {getattr(before, n)!r} -> {getattr(after, n)!r}" for n in fields if getattr(before, n) != getattr(after, n)]
-    return "; ".join(changed)
+    changed = [n for n in fields if getattr(before, n) != getattr(after, n)]
+    return "; ".join(f"{n}: {getattr(before, n)!r} -> {getattr(after, n)!r}" for n in changed)
 
 
 def call_unchanged(fn: Callable, *args, hint: str = "", **kwargs):

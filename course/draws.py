@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 
 
-
 def generator(seed: int) -> torch.Generator:
     """A CPU generator seeded with ``seed``."""
     return torch.Generator().manual_seed(int(seed))

@@ -124,8 +124,9 @@ def test_ex2_2_finite_at_small_bandwidth(ex):
     tau = 0.02
     got = ex.kde_log_density(x, data, tau)
     check_tensor(got, (3,), name="kde_log_density at tau = 0.02",
-                 finite_hint="the log-density must be finite far from the data at a small bandwidth; -inf usually means "
-                 "log(sum(exp(logits))) underflowed to log(0): torch.logsumexp subtracts the largest logit first")
+                 finite_hint="the log-density must be finite far from the data at a small bandwidth; -inf "
+                 "usually means log(sum(exp(logits))) underflowed to log(0): torch.logsumexp subtracts the "
+                 "largest logit first")
     check_close(got, dm.kde_log_density(x, data, tau), prop="log p_tau is right at tau = 0.02, far from the data",
                 hint="the value is finite but differs from the reference: the same formula as at larger tau must "
                 "hold here (logsumexp of -d^2 / (2 tau^2), minus log M, minus (D/2) log(2 pi tau^2))")
@@ -305,4 +306,5 @@ def test_ex2_4_float32_inputs_keep_dtype_and_are_unchanged(ex):
         check_float32(got, dm.tweedie_denoise(x.double(), data.double(), tau), (6, 2),
                       name=f"tweedie_denoise of float32 inputs (tau = {tau})",
                       prop=f"float32 inputs give float32 denoised points, equal to the float64 ones to float32 "
-                      f"accuracy (tau = {tau})", hint="a NaN at the smaller tau usually means an exp / sum that underflowed")
+                      f"accuracy (tau = {tau})",
+                      hint="a NaN at the smaller tau usually means an exp / sum that underflowed")

@@ -134,7 +134,8 @@ def test_ex5_2_every_field_option_is_used(ex):
         gen, noise, y_pos = _step_setup(4)
         ref = copy.deepcopy(gen)
         loss = call_unchanged(ex.train_step, gen, torch.optim.SGD(gen.parameters(), lr=0.05), noise, y_pos, cfg)
-        ref_loss, _ = toys.train_step(ref, torch.optim.SGD(ref.parameters(), lr=0.05), noise, y_pos, tiny(taus=(0.1, 0.3), **change))
+        ref_opt = torch.optim.SGD(ref.parameters(), lr=0.05)
+        ref_loss, _ = toys.train_step(ref, ref_opt, noise, y_pos, tiny(taus=(0.1, 0.3), **change))
         check_close(loss, ref_loss, rtol=1e-9, prop=f"configuration plumbing: with {label} the loss is the reference's",
                     hint="every knob of the field must come from cfg: dm.multi_temperature_drift(x, y_pos, None, "
                     "cfg.taus, cfg.kernel, cfg.normalisation, cfg.normalise_each)")

@@ -186,7 +186,7 @@ MISTAKES = [
     Mistake("3.4", "drift_field_joint", "squared instead of plain distance for the Laplace kernel",
             lambda f, m: lambda x, yp, yn, tau, kernel="gaussian": _joint(x, yp, yn, tau, kernel, squared_laplace=True)),
     Mistake("3.4", "drift_field_joint", "always returns float64",
-            lambda f, m: lambda x, yp, yn, tau, kernel="gaussian": f(x.double(), yp.double(), yn.double(), tau, kernel)),
+            lambda f, m: lambda x, yp, yn, tau, kernel="gaussian": f(*(t.double() for t in (x, yp, yn)), tau, kernel)),
     # 3.5 laplace_preconditioner
     Mistake("3.5", "laplace_preconditioner", "tau + r_bar, forgetting the factor tau", lambda f, m: _rho(form="no_tau")),
     Mistake("3.5", "laplace_preconditioner", "tau^2 + r_bar", lambda f, m: _rho(form="tau_squared")),
@@ -209,7 +209,8 @@ MISTAKES = [
     Mistake("3.6", "batch_drift_field", "squared instead of plain distance for the Laplace kernel",
             lambda f, m: _batch_with(squared_laplace=True)),
     Mistake("3.6", "batch_drift_field", "flipped sign (W- y- - W+ y+)", lambda f, m: lambda *a, **k: -f(*a, **k)),
-    Mistake("3.6", "batch_drift_field", "no detach: the field keeps the graph of x", lambda f, m: _batch_with(detach=False)),
+    Mistake("3.6", "batch_drift_field", "no detach: the field keeps the graph of x",
+            lambda f, m: _batch_with(detach=False)),
     Mistake("3.6", "batch_drift_field", "both softmaxes written as exp / sum (0 / 0 in float32 at a small temperature)",
             lambda f, m: _batch_with(naive=True)),
 ]

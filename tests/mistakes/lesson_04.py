@@ -79,7 +79,8 @@ MULTI_MISTAKES = [
                                                      raw_of=lambda v, vn: float(vn.square().sum(1).mean()))),
     ("raw energy as a mean over dimensions too", _multi(lambda v: v / _rms(v),
                                                         raw_of=lambda v, vn: float(v.square().mean()))),
-    ("normalisation without its floor (a zero field gives 0 / 0 = NaN)", _multi(lambda v: v / v.square().mean().sqrt())),
+    ("normalisation without its floor (a zero field gives 0 / 0 = NaN)",
+     _multi(lambda v: v / v.square().mean().sqrt())),
     ("the summed field returned in float64 whatever the input dtype", _multi(lambda v: (v / _rms(v)).double())),
 ]
 
@@ -131,7 +132,8 @@ PARTICLE_MISTAKES = [
     ("Gaussian kernel instead of Laplace", _particles(lambda x, y, t: dm.batch_drift_field(x, y, None, t, "gaussian"))),
     ("uncoupled softmaxes instead of the double softmax",
      _particles(lambda x, y, t: dm.batch_drift_field(x, y, None, t, normalisation="uncoupled"))),
-    ("particles moved in float64 whatever the dtype of x0", _particles(lambda x, y, t: _batch(x.double(), y.double(), t))),
+    ("particles moved in float64 whatever the dtype of x0",
+     _particles(lambda x, y, t: _batch(x.double(), y.double(), t))),
     ("x0 updated in place (the right trajectory, but the caller's x0 ends at the last state)",
      _particles_update_x0_in_place),
 ]
