@@ -184,6 +184,15 @@ def test_shards_are_bounded_and_read_back_in_order(tmp_path):
         fid.shard_paths(tmp_path / "nowhere")
 
 
+def test_shards_with_labels_beside_the_images_are_read(tmp_path):
+    images = np.random.default_rng(13).integers(0, 256, (6, 4, 4, 3), dtype=np.uint8)
+    np.savez(tmp_path / "samples_000.npz", images=images, labels=np.arange(6))
+    assert np.array_equal(fid.read_shard(tmp_path / "samples_000.npz"), images)
+    np.savez(tmp_path / "bad.npz", x=images, labels=np.arange(6))
+    with pytest.raises(ValueError, match="no 'images'"):
+        fid.read_shard(tmp_path / "bad.npz")
+
+
 def test_default_shards_stay_under_15_megabytes(tmp_path):
     images = np.zeros((5000, 32, 32, 3), dtype=np.uint8)
     paths = fid.write_shards(images, tmp_path)
