@@ -43,6 +43,7 @@ def ex(request):
     return _modules[key]
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config, items):
     """Give every graded check (a function marked with ``course.exercise``) its ``pytest.mark.exercise(id, name)``,
     which ``-m exercise``, the scoreboard and the hints below read."""
