@@ -88,7 +88,8 @@ def timeit(fns, device: torch.device, repeat: int) -> list[float]:
 def bench_groups(device: torch.device, repeat: int, shapes) -> None:
     print("1. released_drift_loss, forward + backward: the batched call against a loop over groups")
     if device.type == "cpu":
-        print(f"   (batched: the default, blocks of about {features.CPU_BLOCK} pairs on a CPU; one block: all groups at once)")
+        print(f"   (batched: the default, blocks of about {features.CPU_BLOCK} pairs on a CPU;"
+              " one block: all groups at once)")
     print(f"{'groups':>7} {'gen':>5} {'pos':>5} {'dims':>5} | {'batched ms':>11} {'one block':>10} {'loop ms':>9}"
           f" | {'loop / batched':>14} {'loop / one block':>16}")
     for g, n, m, d in shapes:
@@ -99,17 +100,17 @@ def bench_groups(device: torch.device, repeat: int, shapes) -> None:
         looped = looped_released_loss(gen, pos, TAUS)
         assert torch.allclose(batched, looped, rtol=1e-4), (batched.item(), looped.item())
 
-        def run_batched():
+        def run_batched(gen=gen, pos=pos):
             released_drift_loss(gen, pos, taus=TAUS)[0].backward()
 
-        def run_one_block():
+        def run_one_block(gen=gen, pos=pos):
             default, features.CPU_BLOCK = features.CPU_BLOCK, None
             try:
                 released_drift_loss(gen, pos, taus=TAUS)[0].backward()
             finally:
                 features.CPU_BLOCK = default
 
-        def run_looped():
+        def run_looped(gen=gen, pos=pos):
             looped_released_loss(gen, pos, TAUS).backward()
 
         t_b, t_1, t_l = timeit([run_batched, run_one_block, run_looped], device, repeat)
@@ -127,15 +128,15 @@ def bench_image_features(device: torch.device, repeat: int, configs) -> None:
         g_raw = torch.randn(n, 3 * size * size, generator=gen_).to(device).requires_grad_(True)
         r_raw = torch.randn(m, 3 * size * size, generator=gen_).to(device)
 
-        def feats():
+        def feats(g_maps=g_maps, r_maps=r_maps, g_raw=g_raw, r_raw=r_raw):
             gf = multiscale_features(g_maps) | {"raw": g_raw[None]}
             rf = multiscale_features(r_maps) | {"raw": r_raw[None]}
             return gf, rf
 
-        def run_all():
+        def run_all(feats=feats):
             feature_drift_loss(*feats())[0].backward()
 
-        def run_loc():
+        def run_loc(feats=feats):
             gf, rf = feats()
             loc = [k for k in gf if k.endswith(".loc")]
             feature_drift_loss({k: gf[k] for k in loc}, {k: rf[k] for k in loc})[0].backward()

@@ -5,7 +5,8 @@ The released batch loss
 ``released_drift_loss`` is the batch loss of the authors' released code, written with the course's names
 (``docs/notation.md`` has the table from one set of names to the other). Its inputs carry a leading *group*
 dimension: a call compares samples only within a group (in feature space, one group per location of a feature
-map), and all groups go through one batched computation. For one call, with x the generated samples [G, N, D]:
+map), and all groups go through one batched computation (on a GPU one kernel launch per operation; on a CPU in
+blocks of groups that fit in cache, see ``_group_blocks``). For one call, with x the generated samples [G, N, D]:
 
 1. targets   y = [x (no gradient) | extra negatives | positives],            [G, T, D],  T = N + K + M
    weights   w = [1 ... 1          | neg_weight      | pos_weight],           [G, T]
@@ -30,10 +31,11 @@ So the loss value is mean((sum_R F_R)^2), and its gradient is dL/dx = -2 (sum_R 
 
 Relation with the canonical batch form (``drift.batch_drift_field``, Laplace kernel, lesson 03). With one
 group, unit weights, no extra negatives and ``clip=False``, the logits -d/(s R) are the canonical Laplace logits
-at the temperature tau = R s; the +100 on the self distance is the canonical -inf logit up to exp(-100 / R), a
-factor below 1e-43 for R <= 0.2. The coefficients sum to zero in every row, so F_R = V_{tau = R s} / (s / sqrt(D)):
-the canonical field in the rescaled coordinates. The per-temperature normalisation removes that factor, so the
-summed force is the canonical ``multi_temperature_drift(x, y_pos, None, [R s for R in taus])`` field V, and
+at the temperature tau = R s; the +100 on the self distance is the canonical -inf logit up to a factor
+exp(-100 / R), below 1e-217 for R <= 0.2. The coefficients sum to zero in every row, so
+F_R = V_{tau = R s} / (s / sqrt(D)): the canonical field in the rescaled coordinates. The per-temperature
+normalisation removes that factor, so the summed force is the canonical field
+V = ``multi_temperature_drift(x, y_pos, None, [R s for R in taus])`` (Laplace, double softmax), and
 
     loss_released = drift_regression_loss(x, V) / D    (a mean over dims instead of a sum)
     grad_released = grad of drift_regression_loss(x, V) / (s sqrt(D)).
@@ -57,7 +59,7 @@ to its own info.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 from torch import Tensor
@@ -84,7 +86,8 @@ def _check_batch(name: str, t: Tensor, groups: int | None = None, dims: int | No
         raise ValueError(f"{name} has {t.shape[0]} groups but gen has {groups}")
     if dims is not None and t.shape[2] != dims:
         raise ValueError(f"{name} has {t.shape[2]} dims but gen has {dims}")
-    if not torch.isfinite(t.sum()) and not torch.isfinite(t).all():  # a non-finite entry makes the sum non-finite
+    # a NaN or Inf entry makes the sum non-finite; the entrywise check runs only then (an overflowing sum)
+    if not torch.isfinite(t.sum()) and not torch.isfinite(t).all():
         raise ValueError(f"{name} contains NaN or Inf values")
 
 
@@ -192,7 +195,8 @@ def _released_force(
         for k, r in enumerate(taus):
             forces[k, b] = _temperature_force(dist[b], w_b, x_s[b], y_s[b], n_neg, r, clip)
     mean_sq = forces.square().mean(dim=(1, 2, 3))  # [R]
-    force_sum = (forces / mean_sq.clamp_min(FORCE_MS_FLOOR).sqrt()[:, None, None, None]).sum(dim=0)  # [G, N, D]
+    rms = mean_sq.clamp_min(FORCE_MS_FLOOR).sqrt()  # [R]
+    force_sum = (forces / rms[:, None, None, None]).sum(dim=0)  # [G, N, D]
     return force_sum, coord, torch.cat([scale[None], mean_sq])
 
 
@@ -298,7 +302,7 @@ def multiscale_features(
     for name, fmap in zip(names, feature_maps):
         if not isinstance(fmap, torch.Tensor) or fmap.ndim != 4:
             raise ValueError(f"feature map {name!r} must be a [B, C, H, W] tensor")
-        b, c, h, w = fmap.shape
+        h, w = fmap.shape[2:]
         out[f"{name}.loc"] = fmap.flatten(2).permute(2, 0, 1)  # [H W, B, C]
         mean, std = _mean_std(fmap.flatten(2)[None])  # over [1, B, C, H W]
         out[f"{name}.mean"], out[f"{name}.std"] = mean, std  # [1, B, C] each

@@ -54,7 +54,7 @@ def transcribed_loss(gen, pos, neg=None, pos_w=None, neg_w=None, taus=TAUS, clip
 
     # one scale: the weighted mean over every group, generated sample and target of |x_i - y_j|
     dists = [(x[k][:, None, :] - y[k][None, :, :]).pow(2).sum(-1).sqrt() for k in range(g)]
-    num = sum(float((dists[k][i, j] * w[k, j])) for k in range(g) for i in range(n) for j in range(t))
+    num = sum(float(dists[k][i, j] * w[k, j]) for k in range(g) for i in range(n) for j in range(t))
     den = sum(float(w[k, j]) for k in range(g) for i in range(n) for j in range(t))
     scale = num / den
     c = scale / math.sqrt(d)  # coordinates are divided by scale / sqrt(dims)
@@ -137,7 +137,7 @@ def test_float32_agrees_with_float64():
 
 def test_blocks_of_groups_give_the_same_loss(monkeypatch):
     """On a CPU, groups go through in blocks (features.CPU_BLOCK pairs): any block size, the same numbers."""
-    import drifting_min.features as features
+    from drifting_min import features
 
     gen, pos, neg = draw(8, (7, 6, 5), (7, 4, 5), (7, 2, 5))
     pos_w = uniform(9, 7, 4)
@@ -153,6 +153,17 @@ def test_blocks_of_groups_give_the_same_loss(monkeypatch):
         torch.testing.assert_close(grad, results[0][1], rtol=1e-12, atol=1e-15)
         assert info["raw_drift_sq"] == pytest.approx(results[0][2]["raw_drift_sq"], rel=1e-12)
         assert info["scale"] == pytest.approx(results[0][2]["scale"], rel=1e-12)
+
+
+def test_a_common_offset_changes_nothing_even_in_float32():
+    """Distances and forces do not depend on where the data sit; the computation centres each group first, so
+    features far from the origin (post-activation means, patch stds) keep float32 precision."""
+    gen, pos, neg = draw(18, (4, 16, 32), (4, 12, 32), (4, 3, 32))
+    pos = pos + 0.5
+    ref, ref_info = released_drift_loss(gen, pos, neg)
+    shifted, info = released_drift_loss((gen + 100).float(), (pos + 100).float(), (neg + 100).float())
+    assert shifted.item() == pytest.approx(ref.item(), rel=1e-4)
+    assert info["scale"] == pytest.approx(ref_info["scale"], rel=1e-4)
 
 
 # ------------------------------------------------------------------------- the canonical batch form, rescaled
@@ -309,15 +320,15 @@ def test_gradient_through_features_reaches_the_generator_not_the_real_images():
 @pytest.mark.parametrize(
     "kwargs,match",
     [
-        (dict(gen=(8, 5), pos=(3, 6, 5)), "3-D"),
-        (dict(gen=(3, 8, 5), pos=(2, 6, 5)), "groups"),
-        (dict(gen=(3, 8, 5), pos=(3, 6, 4)), "dims"),
-        (dict(gen=(3, 8, 5), pos=(3, 0, 5)), "empty"),
-        (dict(gen=(3, 8, 5), pos=(3, 6, 5), neg=(3, 2, 4)), "dims"),
-        (dict(gen=(3, 8, 5), pos=(3, 6, 5), pos_weight=(5,)), "pos_weight"),
-        (dict(gen=(3, 8, 5), pos=(3, 6, 5), neg_weight=(2,)), "neg_weight"),
-        (dict(gen=(3, 8, 5), pos=(3, 6, 5), taus=()), "taus"),
-        (dict(gen=(3, 8, 5), pos=(3, 6, 5), taus=(0.1, -0.2)), "taus"),
+        ({"gen": (8, 5), "pos": (3, 6, 5)}, "3-D"),
+        ({"gen": (3, 8, 5), "pos": (2, 6, 5)}, "groups"),
+        ({"gen": (3, 8, 5), "pos": (3, 6, 4)}, "dims"),
+        ({"gen": (3, 8, 5), "pos": (3, 0, 5)}, "empty"),
+        ({"gen": (3, 8, 5), "pos": (3, 6, 5), "neg": (3, 2, 4)}, "dims"),
+        ({"gen": (3, 8, 5), "pos": (3, 6, 5), "pos_weight": (5,)}, "pos_weight"),
+        ({"gen": (3, 8, 5), "pos": (3, 6, 5), "neg_weight": (2,)}, "neg_weight"),
+        ({"gen": (3, 8, 5), "pos": (3, 6, 5), "taus": ()}, "taus"),
+        ({"gen": (3, 8, 5), "pos": (3, 6, 5), "taus": (0.1, -0.2)}, "taus"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(kwargs, match):
