@@ -244,6 +244,12 @@ def test_signal_saves_and_the_same_command_resumes(tmp_path, archive):
         train(tiny(archive, conditional=True, batch_gen=10), tmp_path / "odd", progress=False)
 
 
+def test_time_limit_ends_with_a_checkpoint(tmp_path, archive):
+    result = train(tiny(archive, minutes=1e-9), tmp_path / "run", progress=False)
+    assert result["step"] == 1 and "time limit" in result["stopped"]
+    assert _weights(tmp_path / "run")["step"] == 1 and (tmp_path / "run" / "ema.pt").exists()
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, archive):
     cfg = tiny(archive, gen_steps=6, ckpt_every=2)
 
