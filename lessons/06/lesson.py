@@ -49,7 +49,6 @@
 # %%
 import json
 import math
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -220,7 +219,7 @@ print("stage maps:", [tuple(m.shape) for m in maps])
 print("your 2x2 patch statistics of stage 0:", tuple(mean2.shape), tuple(std2.shape))
 print(f"{'feature':<12} {'[G, N, C]':>14}")
 for name, f in feature_demo.image_features(encoder, shapes_x[:8]).items():
-    print(f"{name:<12} {str(list(f.shape)):>14}")
+    print(f"{name:<12} {list(f.shape)!s:>14}")
 
 # %% [markdown]
 # ## 4. One scale per feature: mean distance $\sqrt{C}$

@@ -105,7 +105,7 @@ def test_ex6_2_layout_and_flat_patches(ex):
     h = torch.arange(4, dtype=torch.float64)
     fmap = (100 * torch.arange(2, dtype=torch.float64)[:, None, None] + 10 * h[None, :, None] + h[None, None, :])
     fmap = fmap[None].repeat(2, 1, 1, 1) + torch.tensor([0.0, 1000.0], dtype=torch.float64)[:, None, None, None]
-    mean, std = ex.patch_stats(fmap, 2)
+    mean, _ = ex.patch_stats(fmap, 2)
     expected = torch.tensor([5.5, 7.5, 25.5, 27.5], dtype=torch.float64)  # patches (0,0), (0,1), (1,0), (1,1)
     expected = expected[:, None, None] + 100 * torch.arange(2.0, dtype=torch.float64) + torch.tensor([0.0, 1000.0], dtype=torch.float64)[:, None]
     check_close(mean, expected, rtol=1e-12,
@@ -168,6 +168,7 @@ def test_ex6_3_mean_distance_sqrt_c_and_invariance(ex):
     g1, p1, scale1 = ex.rescale_features(gen - 3 / 50, pos - 3 / 50)
     check_close(g2, g1, rtol=1e-9, prop="rescaled features do not change when the features are multiplied by 50",
                 hint="the scale must grow like the distances (plain, not squared)")
+    check_close(p2, p1, rtol=1e-9, prop="rescaled positives do not change when the features are multiplied by 50")
     check_close(scale2, 50 * scale1, rtol=1e-9, prop="the scale grows like a distance: x50 features, x50 scale")
 
 

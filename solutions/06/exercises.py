@@ -13,7 +13,7 @@ each temperature's force normalised to unit mean square, the loss the mean squar
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
