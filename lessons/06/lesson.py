@@ -54,6 +54,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+import drifting_min as dm
 from course import check_exercise, learner_or_reference, load_exercises
 from course.loader import LESSONS
 from drifting_min import feature_demo, features, images
@@ -175,7 +176,7 @@ for name, r in image_ratios.items():
 
 # %% [markdown]
 # Gaussian data follow the argument above: the ratio is 0.06 in 2 dimensions, above 0.9 from 512 on. The shapes'
-# pixels sit far below the Gaussian curve at $D = 768$ (about 0.55 against 0.92): 768 correlated numbers carry far
+# pixels sit far below the Gaussian curve at $D = 768$ (about 0.55, where Gaussian data give above 0.9): 768 correlated numbers carry far
 # fewer independent directions. The encoder's features are less concentrated still (about 0.2 to 0.35) although
 # they have 16 to 64 dimensions: an encoder trained to tell the shapes apart puts images with something in common
 # near each other, which is what a kernel needs. A ratio of 0.5 is not hopeless on its own; section 7 shows what it
@@ -284,7 +285,8 @@ print(f"scale s = {float(s):.3f}; mean distance after rescaling = {float(torch.c
 # ## 5. One force per temperature, each of unit size
 #
 # For each temperature $R$ the released code computes a force $F_R$ (section 6), in the rescaled coordinates. Their
-# raw sizes differ a lot: a small temperature looks at a few neighbours, a large one at everything. As in lessons
+# raw sizes need not agree: a small temperature looks at a few neighbours, a large one at everything, and where
+# every target is far (relative to the temperature) the force is tiny. As in lessons
 # 04 and 05, each is divided by its root mean square before they are summed, so that every temperature pulls
 # equally hard:
 #
@@ -306,6 +308,25 @@ print(f"scale s = {float(s):.3f}; mean distance after rescaling = {float(torch.c
 
 # %%
 check_exercise(ex, "6.4")
+
+# %% [markdown]
+# The three raw forces for one group of a feature (the location in the middle of stage 2's map, 64 generated and
+# 128 real images), computed with lesson 03's batch field at the temperatures $\tau = R s$ (section 6 shows why that
+# is the same force up to a factor), and what the normalisation makes of them:
+
+# %%
+x_g, y_g = feats["s2.loc"][5, :64].double(), feats["s2.loc"][5, 64:192].double()
+_, _, s_g = rescale_features(x_g[None], y_g[None])
+raw = [dm.batch_drift_field(x_g, y_g, None, r * float(s_g)) for r in (0.02, 0.05, 0.2)]
+total = normalise_drifts([v[None] for v in raw])
+for r, v in zip((0.02, 0.05, 0.2), raw):
+    print(f"R = {r:<5} raw RMS {float(v.square().mean().sqrt()):.3e}")
+print(f"normalised and summed: RMS {float(total.square().mean().sqrt()):.3f} (at most 3, when the three agree in direction)")
+
+# %% [markdown]
+# Here the three raw forces happen to be of similar size, and the normalisation changes little but the units. It
+# matters where they are not: from a collapsed start, far from the data, or in a feature whose distances are
+# spread over several orders of magnitude.
 
 # %% [markdown]
 # ## 6. The released batch loss
