@@ -337,8 +337,8 @@ print(f"normalised and summed: RMS {float(total.square().mean().sqrt()):.3f} (at
 #
 # 1. targets $t = [x \mid y^+]$ per group, the scale $s$ and the coordinates $\tilde x = x/(s/\sqrt D)$ (section 4);
 # 2. distances relative to the scale, $\tilde d_{gij} = \lVert x_{gi} - t_{gj}\rVert / s$, and $+100$ on each
-#    sample's distance to itself, so that after dividing by $R \le 0.2$ its weight is below $e^{-500}$: the
-#    course's $-\infty$ self-mask, up to that factor;
+#    sample's distance to itself, so that after dividing by $R \le 0.2$ its logit is below $-500$, about $e^{-500}$
+#    times the weight of any target within a few scales: the course's $-\infty$ self-mask, up to that factor;
 # 3. for each $R$: logits $\ell = -\tilde d / R$, the double softmax of lesson 03 with a **clip**,
 #    $A = \sqrt{\max(\mathrm{softmax}_j(\ell)\,\mathrm{softmax}_i(\ell),\ 10^{-6})}$, split into $A^-$ (the first $N$
 #    columns) and $A^+$, cross-weighted $W^+ = A^+ \cdot \mathrm{rowsum}(A^-)$, $W^- = A^- \cdot \mathrm{rowsum}(A^+)$, and
@@ -445,16 +445,19 @@ show(fig)
 #
 # The clip in step 3 floors every affinity at $\sqrt{10^{-6}} = 10^{-3}$, and the affinity matrix is then
 # cross-weighted, so every positive gets a weight of at least $10^{-3}\cdot\mathrm{rowsum}(A^-)$, however far it is:
-# and so does every negative. Where the true weights are larger, nothing changes. Where every true weight of a
-# query is below the floor, the query's force is
+# and so does every negative. Where the true weights are larger, nothing changes. Now take a query far from every
+# positive and near its fellow generated samples. Its positive affinities all sit on the floor, $A^+_j = 10^{-3}$,
+# while its negatives keep their true affinities $A^-_i$. With $c = 10^{-3} M\,\mathrm{rowsum}(A^-)$,
 #
-# $$F \approx c\,\big(\bar{\tilde y}^+ - \bar{\tilde y}^-\big)\quad\text{plus what the few true weights add,}$$
+# $$W^+ \tilde y^+ - \mathrm{rowsum}(W^+)\,\tilde x = c\,(\bar{\tilde y}^+ - \tilde x), \qquad
+#   W^- \tilde y^- - \mathrm{rowsum}(W^-)\,\tilde x = c\,(\bar{\tilde x}^-_A - \tilde x), \qquad
+#   F = c\,\big(\bar{\tilde y}^+ - \bar{\tilde x}^-_A\big),$$
 #
-# a pull towards the *mean of all the data*, minus one towards the mean of the generated batch. Start a generator
-# collapsed at the origin of the eight Gaussians (radius 2, standard deviation 0.05): the data's mean is the origin,
-# so at the two small temperatures the force is the repulsion between the generated samples, which the floor weights
-# of the negatives partly cancel, plus a pull of floor weights back to the middle. Each temperature is normalised to
-# unit size, so these inward-leaning forces count as much as the outward one at $R = 0.2$.
+# with $\bar{\tilde y}^+$ the plain mean of the positives and $\bar{\tilde x}^-_A$ the affinity-weighted mean of the
+# query's neighbours. The force no longer depends on where the data are, only on their mean: it holds the generated
+# samples at the mean of the data. Start a generator collapsed at the origin of the eight Gaussians (radius 2,
+# standard deviation 0.05): the data's mean is the origin, so that is where it stays. Each temperature's force is
+# normalised to unit size, so this one is as strong as any other.
 #
 # The share of samples whose force points inward ($F\cdot x < 0$), at the start, per temperature, from the gradient
 # of your loss with one temperature at a time:
