@@ -51,6 +51,7 @@ class DemoConfig:
     taus: tuple[float, ...] = setting((0.02, 0.05, 0.2), "temperatures R of the released loss")
     encoder_steps: int = setting(600, "training steps of each classifier (kernel's encoder and judge)")
     n_eval: int = setting(2000, "samples for the quality metric")
+    long_factor: int = setting(3, "the pixel kernel without clip runs again for this many times the steps")
     clip_steps: int = setting(600, "training steps of the eight-Gaussians clip experiment")
     seed: int = setting(0, "seed of everything")
     threads: int = setting(1, "torch threads")
@@ -182,18 +183,20 @@ def pixel_loss_no_clip(gen: torch.Tensor, real: torch.Tensor, taus, encoder=None
 KINDS = {"pixels": pixel_loss, "pixels_no_clip": pixel_loss_no_clip, "features": feature_loss}
 
 
-def train_generator(cfg: DemoConfig, kind: str, encoder: Encoder) -> tuple[ImageGenerator, float]:
+def train_generator(cfg: DemoConfig, kind: str, encoder: Encoder, steps: int | None = None) -> tuple[ImageGenerator, float]:
     """Train the image generator with the pixel-space (kind "pixels", or "pixels_no_clip") or feature-space
-    ("features") kernel; the same initial weights, noise and real batches for all. Returns it and its seconds."""
+    ("features") kernel for ``steps`` (default cfg.steps); the same initial weights, noise and real batches for
+    all. Returns it and its training seconds."""
     loss_fn = KINDS[kind]
+    steps = cfg.steps if steps is None else steps
     torch.manual_seed(cfg.seed)
     gen = ImageGenerator()
     opt = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.9, 0.95))
     noise_rng = torch.Generator().manual_seed(cfg.seed + 1)
     start = time.perf_counter()
-    for step in range(cfg.steps):
+    for step in range(steps):
         for group in opt.param_groups:
-            group["lr"] = cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / cfg.steps)))
+            group["lr"] = cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * step / steps)))
         real, _ = shapes(cfg.batch_data, seed=1_000_000 + cfg.seed * 100_000 + step)
         noise = torch.randn(cfg.batch_gen, gen.noise_dim, generator=noise_rng)
         loss = loss_fn(gen(noise), real, cfg.taus, encoder)
@@ -335,15 +338,17 @@ def run(cfg: DemoConfig, out: Path) -> dict:
     real_b, _ = shapes(cfg.n_eval, seed=6_000_000)
     report = {"real": judge_report(judge, real_a, real_b)}
     eval_noise = torch.randn(cfg.n_eval, 32, generator=torch.Generator().manual_seed(7_000_000))
-    for kind in KINDS:
-        gen, seconds = train_generator(cfg, kind, encoder)
-        timings[kind] = seconds
+    runs = [(kind, kind, cfg.steps) for kind in KINDS]
+    # a feature step costs about three pixel steps: the pixel kernel (no clip) again, for about the same time
+    runs.append(("pixels_no_clip_long", "pixels_no_clip", cfg.long_factor * cfg.steps))
+    for name, kind, steps in runs:
+        gen, seconds = train_generator(cfg, kind, encoder, steps)
+        timings[name] = seconds
         with torch.no_grad():
             samples = gen(eval_noise)
-        report[kind] = judge_report(judge, samples, real_b)
-        report[kind]["seconds"] = seconds
-        arrays[f"samples_{kind}"] = to_uint8(samples[:256]).numpy()
-        print(f"{kind}: {json.dumps(report[kind])}", flush=True)
+        report[name] = {**judge_report(judge, samples, real_b), "steps": steps, "seconds": seconds}
+        arrays[f"samples_{name}"] = to_uint8(samples[:256]).numpy()
+        print(f"{name}: {json.dumps(report[name])}", flush=True)
     arrays["samples_real"] = to_uint8(real_a[:256]).numpy()
 
     t0 = time.perf_counter()

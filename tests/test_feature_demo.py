@@ -69,7 +69,7 @@ def test_command_writes_a_small_cache(tmp_path):
     arrays = np.load(out)
     assert arrays["samples_features"].dtype == np.uint8 and arrays["samples_features"].shape[1:] == (16, 16, 3)
     summary = json.loads(out.with_suffix(".json").read_text())
-    assert set(summary["quality"]) == {"real", "pixels", "pixels_no_clip", "features"}
+    assert set(summary["quality"]) == {"real", "pixels", "pixels_no_clip", "features", "pixels_no_clip_long"}
     enc = feature_demo.load_encoder(out)
     x, _ = images.shapes(4, seed=0)
     assert [tuple(m.shape) for m in enc.feature_maps(x)] == [(4, 16, 16, 16), (4, 32, 8, 8), (4, 64, 4, 4)]
