@@ -25,6 +25,7 @@ from drifting_min.cifar import data as cdata
 from drifting_min.cifar.__main__ import main
 from drifting_min.cifar.config import TINY, CifarConfig
 from drifting_min.cifar.encoder import Encoder, accuracy, load_encoder, numpy_to_device, train_encoder
+from drifting_min.cifar.generator import Generator
 from drifting_min.cifar.train import NonFiniteLoss, learning_rate, train
 
 K = 4  # classes of the synthetic data
@@ -201,6 +202,12 @@ def test_another_encoder_from_a_torchscript_file(tmp_path):
 
 def _weights(run: Path) -> dict:
     return torch.load(run / "ckpt.pt", weights_only=False)
+
+
+def test_default_generator_ema_fits_in_16_mb():
+    cfg = CifarConfig()
+    net = Generator(cfg.noise_dim, cfg.gen_width, 10)  # the conditional one is the larger
+    assert sum(t.numel() * t.element_size() for t in net.state_dict().values()) < 15e6
 
 
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, archive):

@@ -31,6 +31,7 @@ import copy
 import json
 import math
 import os
+import shutil
 import signal
 import threading
 import time
@@ -339,8 +340,9 @@ def train(cfg: CifarConfig, out: str | Path, progress: bool = True, max_steps: i
                     bar.set_postfix(loss=f"{info['loss']:.3g}", img_s=f"{rate:.0f}")
                     t_log, n_log = now, 0
                 if step % cfg.grid_every == 0 or step == cfg.gen_steps:
-                    grid_of(trainer.ema, out / "grids" / f"step_{step:06d}.png", cfg.seed, device)
-                    (out / "grid.png").write_bytes((out / "grids" / f"step_{step:06d}.png").read_bytes())
+                    grid = grid_of(trainer.ema, out / "grids" / f"step_{step:06d}.png", cfg.seed, device)
+                    shutil.copyfile(grid, out / "grid.png.tmp")
+                    os.replace(out / "grid.png.tmp", out / "grid.png")
                 if step % cfg.ckpt_every == 0 or step == cfg.gen_steps:
                     trainer.save(out, enc_info)
                 if on_step is not None:
