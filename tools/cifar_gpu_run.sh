@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 DATA=${DATA:-data/cifar10-jpeg}
 OUT=${OUT:-runs/gpu_out}
 RUN=${RUN:-runs/gpu}
-PY=${PYTHON:-python}
+PY=${PYTHON:-$(command -v python3 || command -v python)}
 MINUTES=${MINUTES:-8}
 N=${N:-10000}
 mkdir -p "$OUT"
