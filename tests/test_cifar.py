@@ -101,6 +101,15 @@ def test_md5_check(tmp_path):
         cdata.check_md5(f, cdata.MD5)
 
 
+def test_download_checks_the_md5(tmp_path, archive):
+    url = archive.resolve().as_uri()  # urllib reads file:// URLs as it reads https:// ones
+    got = cdata.download(tmp_path / "ok", url=url, md5=cdata.md5sum(archive))
+    assert got.name == cdata.ARCHIVE_NAME and got.read_bytes() == archive.read_bytes()
+    with pytest.raises(cdata.DataError, match="does not match the expected"):
+        cdata.download(tmp_path / "bad", url=url, md5="0" * 32)
+    assert not list((tmp_path / "bad").iterdir()), "a file with a wrong md5 is never kept"
+
+
 def test_corrupt_inputs_give_clear_errors(tmp_path, archive):
     truncated = tmp_path / "truncated.tar.gz"
     truncated.write_bytes(archive.read_bytes()[:2000])
@@ -255,6 +264,9 @@ def test_time_limit_ends_with_a_checkpoint(tmp_path, archive):
     result = train(tiny(archive, minutes=1e-9), tmp_path / "run", progress=False)
     assert result["step"] == 1 and "time limit" in result["stopped"]
     assert _weights(tmp_path / "run")["step"] == 1 and (tmp_path / "run" / "ema.pt").exists()
+    other = write_archive(tmp_path / "other.tar.gz", seed=100)
+    with pytest.raises(ValueError, match="trained on other data"):
+        train(tiny(archive, data=str(other)), tmp_path / "run", progress=False)
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, archive):

@@ -75,7 +75,11 @@ def download(dest_dir: str | Path, url: str = URL, md5: str = MD5) -> Path:
             urllib.request.urlretrieve(url, tmp)
         except OSError as e:
             raise DataError(f"could not download {url} ({e}); download it by hand and pass --data PATH") from e
-        check_md5(tmp, md5)
+        try:
+            check_md5(tmp, md5)
+        except DataError:
+            tmp.unlink()
+            raise
         os.replace(tmp, dest)
     check_md5(dest, md5)
     return dest
