@@ -5,7 +5,7 @@ rounding), and the protocol's own floor scatters. This runs every (toy, seed) pa
 configuration, each in its own process on `--threads` cores (pinned with taskset where there is one), `--jobs`
 at a time, and prints each toy's median, min and max floor_ratio and training time.
 
-Usage: python bench/bench_toy_seeds.py [--seeds 0 1 2] [--jobs 1] [--threads 2]
+Usage: python bench/bench_toy_seeds.py [--seeds 0 1 2] [--jobs 1] [--threads 1]
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--jobs", type=int, default=1, help="runs at a time (each on --threads cores)")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="threads a run (one: see drifting_min.runtime)")
     args = parser.parse_args()
     pairs = [(d, s) for d in sorted(toys.DATASETS) for s in args.seeds]
 

@@ -8,7 +8,7 @@ near 1, the shape is. Samples off every component (between modes, in a light cel
 as ``off``; the masses-only set uses the proportions among the components. The masses-only ratio has its own
 sampling noise (about +-0.3 around 1 for correct masses).
 
-Usage: python bench/diagnose_toy_masses.py [--seeds 0 1] [--threads 2]
+Usage: python bench/diagnose_toy_masses.py [--seeds 0 1] [--threads N]
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ import argparse
 
 import torch
 
-from drifting_min import metrics, toys
+from drifting_min import toys
+from drifting_min.runtime import set_threads
+from drifting_min.toys import metrics
 
 POOL = 200_000  # data samples to draw the perfect sets from
 POOL_SEED = 40_000
@@ -59,9 +61,9 @@ def masses_only_ratio(dataset: str, samples: torch.Tensor) -> tuple[float, float
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: drifting_min.runtime's, 1)")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     print(f"{'toy':16} seed  floor_ratio  masses-only  off    proportions")
     for dataset in ("eight_gaussians", "checkerboard", "rings"):
         for seed in args.seeds:

@@ -86,12 +86,15 @@ def add_config_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup
             continue
         default = _default(f)
         spec = _option_spec(f.name, hints[f.name], f.metadata)
-        shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
+        option = "--" + f.name.replace("_", "-")
+        if isinstance(default, bool):
+            shown = option if default else "--no-" + option[2:]
+        else:
+            shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
         help_text = f.metadata.get("help", "").replace("%", "%%")
-        if "action" not in spec:  # BooleanOptionalAction adds the default itself
-            help_text = f"{help_text} (default: {shown})" if help_text else f"default: {shown}"
+        help_text = f"{help_text} (default: {shown})" if help_text else f"default: {shown}"
         parser.add_argument(
-            "--" + f.name.replace("_", "-"),
+            option,
             dest=f.name,
             default=list(default) if isinstance(default, tuple) else default,
             help=help_text,

@@ -60,7 +60,7 @@ def test_help_shows_each_field_once_with_its_default_and_choices():
     assert "100% at the start" in text
     assert "{checkerboard,moons,rings}" in text and "{laplace,gaussian}" in text
     assert "temperatures (default: 0.02 0.05)" in text
-    assert "--ema, --no-ema" in text or "--ema | --no-ema" in text
+    assert "--ema, --no-ema keep an average of the weights (default: --ema)" in text
     assert "--internal" not in text
 
 

@@ -1,4 +1,4 @@
-"""drifting_min.toys and drifting_min.metrics: seeded data, a protocol that is sensitive, training that works.
+"""drifting_min.toys (with its metrics): seeded data, a protocol that is sensitive, training that works.
 
 Tiny configurations only; the whole file runs in well under a minute on two CPU cores.
 """
@@ -11,7 +11,9 @@ import json
 import pytest
 import torch
 
-from drifting_min import metrics, toys
+from drifting_min import toys
+from drifting_min.cli import config_from_args
+from drifting_min.toys import metrics
 
 # A short seeded run on a small toy: 1,000 steps of 128 + 128 samples (about 5 s on two cores).
 SMALL = toys.ToyConfig(dataset="two_moons", steps=800, batch_gen=256, batch_data=256, lr=2e-3, seed=0)
@@ -34,12 +36,31 @@ def test_unknown_dataset_is_a_clear_error():
 
 
 def test_energy_distance_closed_forms():
+    """Szekely's standard form E = 2 E|A - B| - E|A - A'| - E|B - B'| (all pairs), as in lesson 04."""
     a = torch.tensor([[0.0, 0.0]])
-    assert metrics.energy_distance(a, torch.tensor([[3.0, 4.0]])) == pytest.approx(5.0)
+    assert metrics.energy_distance(a, torch.tensor([[3.0, 4.0]])) == pytest.approx(10.0)  # 2 * 5 - 0 - 0
     two = torch.tensor([[0.0, 0.0], [2.0, 0.0]])
     assert metrics.energy_distance(two, two) == pytest.approx(0.0, abs=1e-12)
-    # {0} against {0, 2}: cross mean 1, within a 0, within b 2 * 2 / 4 = 1, so E = 1 - 0 - 0.5 = 0.5
-    assert metrics.energy_distance(a, two) == pytest.approx(0.5)
+    # {0} against {0, 2}: cross mean 1, within a 0, within b 2 * 2 / 4 = 1, so E = 2 * 1 - 0 - 1 = 1
+    assert metrics.energy_distance(a, two) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_energy_distance_is_a_squared_mmd_on_random_sets(seed):
+    """E equals the squared MMD with the kernel k(u, v) = |u| + |v| - |u - v| (float64 double loop), is symmetric,
+    and does not change when both sets move together."""
+    rng = torch.Generator().manual_seed(seed)
+    a, b = torch.randn(9, 3, generator=rng, dtype=torch.float64), 2 * torch.randn(6, 3, generator=rng, dtype=torch.float64)
+
+    def k(u, v):
+        return float(u.norm() + v.norm() - (u - v).norm())
+
+    mmd_sq = (sum(k(u, v) for u in a for v in a) / 81 + sum(k(u, v) for u in b for v in b) / 36
+              - 2 * sum(k(u, v) for u in a for v in b) / 54)
+    assert metrics.energy_distance(a, b) == pytest.approx(mmd_sq, rel=1e-10)
+    assert metrics.energy_distance(b, a) == pytest.approx(mmd_sq, rel=1e-10)
+    shift = torch.randn(1, 3, generator=rng, dtype=torch.float64)
+    assert metrics.energy_distance(a + shift, b + shift) == pytest.approx(mmd_sq, rel=1e-9)
 
 
 def _eight_gaussian_variants():
@@ -137,6 +158,42 @@ def test_help_documents_every_option(capsys):
     with pytest.raises(SystemExit):
         toys.main(["--help"])
     text = capsys.readouterr().out
-    for option in ("--dataset", "--out", "--steps", "--batch-gen", "--batch-data", "--taus", "--kernel",
-                   "--normalisation", "--no-normalise-each", "--attraction-only", "--lr", "--init", "--published", "--seed"):
+    fields = ["--" + f.name.replace("_", "-") for f in dataclasses.fields(toys.ToyConfig)]
+    for option in fields + ["--out", "--published", "--threads", "--quiet", "--no-normalise-each"]:
         assert option in text
+
+
+def test_command_options_are_the_config_fields():
+    """Each ToyConfig field is an option with the field's default; changing every one reaches the config."""
+    from drifting_min.toys import command
+
+    args = command.parser().parse_args([])
+    assert config_from_args(toys.ToyConfig, args) == toys.ToyConfig()
+    changed = ["--dataset", "rings", "--steps", "7", "--batch-gen", "8", "--batch-data", "9", "--taus", "0.1", "0.3",
+               "--kernel", "gaussian", "--normalisation", "targets", "--no-normalise-each", "--attraction-only",
+               "--lr", "0.01", "--lr-final", "0.001", "--noise-dim", "4", "--hidden", "5", "--depth", "1",
+               "--init", "collapsed", "--collapse-at", "1", "-1", "--seed", "3"]
+    cfg = config_from_args(toys.ToyConfig, command.parser().parse_args(changed))
+    want = toys.ToyConfig("rings", 7, 8, 9, (0.1, 0.3), "gaussian", "targets", False, True, 0.01, 0.001, 4, 5, 1,
+                          "collapsed", (1.0, -1.0), 3)
+    assert cfg == want
+    assert {f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) == getattr(toys.ToyConfig(), f.name)} == set()
+
+
+# The toys' modules, each importing only those before it (plots: only the command imports it, and only lazily).
+TOY_MODULES = ["data", "config", "model", "metrics", "training", "field", "ablations", "command", "plots"]
+
+
+@pytest.mark.parametrize("name", TOY_MODULES)
+def test_toys_modules_import_one_way(name):
+    import ast
+    import importlib
+
+    module = importlib.import_module(f"drifting_min.toys.{name}")
+    tree = ast.parse(open(module.__file__).read())
+    top_level = {node.module for node in tree.body if isinstance(node, ast.ImportFrom) and node.level == 1}
+    later = set(TOY_MODULES[TOY_MODULES.index(name):])
+    assert not top_level & later, f"toys.{name} imports {sorted(top_level & later)} at module level, from above it"
+    anywhere = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level == 1}
+    if name != "command":
+        assert "plots" not in anywhere, f"toys.{name} imports plots"

@@ -201,16 +201,16 @@ def _doc_block(doc: str | None) -> str:
 def api_markdown(package: str = "drifting_min") -> str:
     """Reference of ``package``: for each module, its docstring, then each public function and class."""
     pkg = importlib.import_module(package)
-    modules = [pkg] + [
-        importlib.import_module(f"{package}.{info.name}")
-        for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name)
-        if not info.name.startswith("_")
+    modules = [pkg] + [  # subpackages too (drifting_min.toys.data, ...); never a __main__
+        importlib.import_module(info.name)
+        for info in sorted(pkgutil.walk_packages(pkg.__path__, prefix=f"{package}."), key=lambda i: i.name)
+        if not any(part.startswith("_") for part in info.name.split("."))
     ]
     exported = set(getattr(pkg, "__all__", []))
     out = []
     for module in modules[1:]:
         members = _public_members(module)
-        short = module.__name__.split(".")[-1]
+        short = module.__name__[len(package) + 1 :].replace(".", "-")  # toys-data, cifar-data: unique anchors
         out.append(f"## `{module.__name__}` {{ #{short} }}\n")
         out.append(_doc_block(module.__doc__))
         for name, obj in members:

@@ -24,9 +24,9 @@ from drifting_min import toys
 
 
 def energy_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """The energy distance between two sample sets, a (N x D) and b (M x D):
+    """The energy distance between two sample sets, a (N x D) and b (M x D), in Szekely's standard form (lesson 04's):
 
-        E(a, b) = (1/(N M)) sum_ij |a_i - b_j| - 1/2 (1/N^2) sum_ii' |a_i - a_i'| - 1/2 (1/M^2) sum_jj' |b_j - b_j'|
+        E(a, b) = 2 (1/(N M)) sum_ij |a_i - b_j| - (1/N^2) sum_ii' |a_i - a_i'| - (1/M^2) sum_jj' |b_j - b_j'|
 
     with plain (not squared) Euclidean distances, and every mean over *all* pairs, the i = i' terms (zeros)
     included. That keeps E >= 0, with E = 0 when the two sets are equal.
@@ -34,7 +34,7 @@ def energy_distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     Returns:
         A 0-dimensional tensor, in the dtype of the inputs.
     """
-    raise NotImplementedError('Exercise 5.1 `energy_distance` is not implemented yet. Hint: three means of plain pairwise distances (torch.cdist), the within-set means over all N^2 pairs (diagonal zeros included), each within-set term halved')
+    raise NotImplementedError('Exercise 5.1 `energy_distance` is not implemented yet. Hint: three means of plain pairwise distances (torch.cdist), twice the cross mean minus the two within-set means, each over all N^2 pairs (diagonal zeros included)')
 
 
 def train_step(

@@ -44,8 +44,9 @@ import torch
 
 from course import check_exercise, learner_or_reference, load_exercises
 from course.loader import LESSONS
-from drifting_min import metrics, toys
-from drifting_min.plots import draw_field
+from drifting_min import toys
+from drifting_min.toys import metrics
+from drifting_min.toys.plots import draw_field
 
 torch.set_num_threads(1)  # the site builds on one core; the timings below are for one core
 ex = load_exercises("05")
@@ -82,20 +83,21 @@ show(fig)
 # progress. We need a number computed from samples alone. For two sets $a$ ($N \times D$) and $b$
 # ($M \times D$) the **energy distance** is
 #
-# $$E(a, b) = \frac{1}{NM}\sum_{i,j}\lVert a_i - b_j\rVert - \frac{1}{2}\frac{1}{N^2}\sum_{i,i'}\lVert a_i - a_{i'}\rVert - \frac{1}{2}\frac{1}{M^2}\sum_{j,j'}\lVert b_j - b_{j'}\rVert .$$
+# $$E(a, b) = \frac{2}{NM}\sum_{i,j}\lVert a_i - b_j\rVert - \frac{1}{N^2}\sum_{i,i'}\lVert a_i - a_{i'}\rVert - \frac{1}{M^2}\sum_{j,j'}\lVert b_j - b_{j'}\rVert ,$$
 #
-# The population version, $\mathbb{E}\lVert A - B\rVert - \frac12\mathbb{E}\lVert A - A'\rVert - \frac12\mathbb{E}\lVert B - B'\rVert$,
+# the form of lesson 04. The population version, $2\,\mathbb{E}\lVert A - B\rVert - \mathbb{E}\lVert A - A'\rVert - \mathbb{E}\lVert B - B'\rVert$,
 # is zero exactly when the two distributions are equal (Székely and Rizzo). Step by step:
 #
 # 1. the distances are *plain*, not squared: with squared distances the three terms cancel to
 #    $\lVert\bar a - \bar b\rVert^2$, which only compares means;
-# 2. the within-set means run over all $N^2$ pairs, the zero diagonal included. Then $E$ is half a
-#    squared MMD with the kernel $-\lVert x - y\rVert$, so $E \ge 0$ for any two sets, and $E(a, a) = 0$;
-# 3. two finite samples of the *same* distribution still give $E > 0$: about (mean distance)$/N$.
+# 2. the within-set means run over all $N^2$ pairs, the zero diagonal included. Then $E$ is the squared
+#    MMD with the kernel $\lVert x\rVert + \lVert y\rVert - \lVert x - y\rVert$, so $E \ge 0$ for any two sets,
+#    and $E(a, a) = 0$;
+# 3. two finite samples of the *same* distribution still give $E > 0$: about 2 (mean distance)$/N$.
 #    That is the **noise floor**. We estimate it once per toy as the mean of $E$ over five independent
 #    pairs of 4,000 data samples.
 #
-# **The protocol** (`drifting_min.metrics.quality`, used by the lesson, the tests, the benchmark and the
+# **The protocol** (`drifting_min.toys.metrics.quality`, used by the lesson, the tests, the benchmark and the
 # command): 4,000 generated samples from fixed noise against 4,000 fresh data samples (a seed training never
 # uses); the headline is `floor_ratio` $= E(\text{generated}, \text{data}) / \text{floor}$. Near 1 is as
 # good as data; independent data pairs themselves scatter between about 0.6 and 1.6.
@@ -103,8 +105,8 @@ show(fig)
 # ### Exercise 5.1: `energy_distance(a, b) -> Tensor`
 #
 # Return $E(a, b)$ as a 0-dimensional tensor (`torch.cdist` gives plain distances). Check with
-# `pytest lessons/05 -k ex5_1`: the value against `drifting_min.metrics`, $E = 5$ for the points $(0, 0)$
-# and $(3, 4)$, $E(a, a) = 0$, symmetry, invariance to a shared rotation and shift, and $E(2a, 2b) = 2E(a, b)$.
+# `pytest lessons/05 -k ex5_1`: the value against `drifting_min.toys.metrics`, $E = 2 \cdot 5 = 10$ for the points
+# $(0, 0)$ and $(3, 4)$, $E(a, a) = 0$, symmetry, invariance to a shared rotation and shift, and $E(2a, 2b) = 2E(a, b)$.
 
 # %%
 check_exercise(ex, "5.1")

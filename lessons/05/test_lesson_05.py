@@ -14,7 +14,8 @@ import torch
 
 import drifting_min as dm
 from course import call_unchanged, check_close, check_dtype, check_tensor, check_true, draw, exercise
-from drifting_min import metrics, toys
+from drifting_min import toys
+from drifting_min.toys import metrics
 
 
 # A tiny, fast configuration for the training checks. Each check works on its own copy (tiny()), so that a
@@ -36,7 +37,7 @@ def test_ex5_1_matches_reference(ex):
     got = ex.energy_distance(a, b)
     check_tensor(got, (), name="energy_distance(a, b)", hint="return a 0-dimensional tensor (a scalar)")
     check_close(got, torch.tensor(metrics.energy_distance(a, b), dtype=torch.float64),
-                prop="E = mean|a - b| - 1/2 mean|a - a'| - 1/2 mean|b - b'|",
+                prop="E = 2 mean|a - b| - mean|a - a'| - mean|b - b'|",
                 hint="plain (not squared) distances; within-set means over all N^2 pairs, diagonal included")
 
 
@@ -45,8 +46,9 @@ def test_ex5_1_two_points_closed_form(ex):
     a = torch.tensor([[0.0, 0.0]], dtype=torch.float64)
     b = torch.tensor([[3.0, 4.0]], dtype=torch.float64)
     got = ex.energy_distance(a, b)
-    check_close(got, torch.tensor(5.0, dtype=torch.float64), prop="one point each: E = |a - b| (here 5)",
-                hint="the distance is plain, |a - b| = 5, not squared (25); the within-set terms are zero")
+    check_close(got, torch.tensor(10.0, dtype=torch.float64), prop="one point each: E = 2 |a - b| (here 2 x 5)",
+                hint="the distance is plain, |a - b| = 5, not squared (25); the cross term counts twice and the "
+                "within-set terms are zero")
     pair = torch.tensor([[0.0, 0.0], [2.0, 0.0]], dtype=torch.float64)
     got = ex.energy_distance(pair, pair)
     check_close(got, torch.tensor(0.0, dtype=torch.float64), atol=1e-12,
@@ -59,7 +61,7 @@ def test_ex5_1_nonnegative_symmetric_invariant(ex):
     a, b = draw(1, (25, 2), (25, 2))
     e = ex.energy_distance(a, b)
     check_true(float(e) >= 0, "E(a, b) >= 0 for any two sets", f"got {float(e):.4g}",
-               hint="with the diagonal included and the within-set terms halved, E is never negative")
+               hint="with the diagonal included and the cross term doubled, E is never negative")
     check_close(ex.energy_distance(b, a), e, prop="E(a, b) = E(b, a)")
     shift, rot = torch.tensor([3.0, -1.0], dtype=torch.float64), torch.tensor([[0.6, -0.8], [0.8, 0.6]], dtype=torch.float64)
     check_close(ex.energy_distance(a @ rot.T + shift, b @ rot.T + shift), e,

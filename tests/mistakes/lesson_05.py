@@ -22,7 +22,7 @@ TAUGHT = {
 # ------------------------------------------------------------------------------------------------ 5.1
 
 
-def _energy(a, b, *, squared=False, unbiased=False, halves=True):
+def _energy(a, b, *, squared=False, unbiased=False, cross=2.0, scale=1.0):
     def mean_dist(u, v, same):
         d = torch.cdist(u, v)
         d = d.square() if squared else d
@@ -31,8 +31,7 @@ def _energy(a, b, *, squared=False, unbiased=False, halves=True):
             return d.sum() / max(n * (n - 1), 1)
         return d.mean()
 
-    w = 0.5 if halves else 1.0
-    return mean_dist(a, b, False) - w * mean_dist(a, a, True) - w * mean_dist(b, b, True)
+    return scale * (cross * mean_dist(a, b, False) - mean_dist(a, a, True) - mean_dist(b, b, True))
 
 
 # ------------------------------------------------------------------------------------------------ 5.2
@@ -139,7 +138,9 @@ def _coverage_strict_threshold(samples, centres, std):
 MISTAKES = [
     Mistake("5.1", "energy_distance", "squared distances", lambda f, m: lambda a, b: _energy(a, b, squared=True)),
     Mistake("5.1", "energy_distance", "diagonal left out (unbiased)", lambda f, m: lambda a, b: _energy(a, b, unbiased=True)),
-    Mistake("5.1", "energy_distance", "within-set terms not halved", lambda f, m: lambda a, b: _energy(a, b, halves=False)),
+    Mistake("5.1", "energy_distance", "cross term not doubled", lambda f, m: lambda a, b: _energy(a, b, cross=1.0)),
+    Mistake("5.1", "energy_distance", "half the standard form (cross - 1/2 within - 1/2 within)",
+            lambda f, m: lambda a, b: _energy(a, b, scale=0.5)),
     Mistake("5.1", "energy_distance", "flipped sign", lambda f, m: lambda a, b: -f(a, b)),
     Mistake("5.2", "train_step", "gradients never zeroed", lambda f, m: _step(zero_grad=False)),
     Mistake("5.2", "train_step", "target x - V (flipped sign)", lambda f, m: _step(sign=-1.0)),

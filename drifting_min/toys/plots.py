@@ -1,4 +1,8 @@
-"""Figures for the 2D toys: data, samples, the drift field as a quiver plot, training frames."""
+"""Figures for the 2D toys: data, samples, the drift field as a quiver plot, training frames.
+
+Only the command, the lessons and the site import this module (it needs matplotlib); no other module of the
+toys package imports it.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,9 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+
+from .data import sample_data
+from .field import field_on_grid
 
 
 def _axes_style(ax, title: str, lim: float) -> None:
@@ -19,9 +26,7 @@ def _axes_style(ax, title: str, lim: float) -> None:
 
 def draw_field(ax, samples: torch.Tensor, data: torch.Tensor, taus: Sequence[float], kernel: str, lim: float = 2.5,
                n: int = 21, title: str = "drift field V") -> None:
-    """Samples (orange), data (grey) and the field of ``toys.field_on_grid`` as arrows (one length scale)."""
-    from .toys import field_on_grid
-
+    """Samples (orange), data (grey) and the field of ``field_on_grid`` as arrows (one length scale)."""
     points, v = field_on_grid(samples.double(), data.double(), taus, kernel, lim, n)
     ax.scatter(*data.T, s=2, c="0.7", label="data $y^+$")
     ax.scatter(*samples.T, s=2, c="tab:orange", label="generated $x$")
@@ -36,8 +41,6 @@ def plot_run(run, path: Path, lim: float = 2.5) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from .toys import sample_data
 
     cfg = run.config
     data = sample_data(cfg.dataset, 2000, seed=1)

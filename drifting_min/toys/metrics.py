@@ -1,14 +1,15 @@
 """Sample-based quality metrics for the 2D toys: one fixed protocol, used everywhere.
 
-Energy distance (the plain form, not twice it), between two sets a (N x D) and b (M x D):
+Energy distance (Szekely's standard form, as in lesson 04), between two sets a (N x D) and b (M x D):
 
-    E(a, b) = mean_ij |a_i - b_j| - 1/2 mean_ii' |a_i - a_i'| - 1/2 mean_jj' |b_j - b_j'|
+    E(a, b) = 2 mean_ij |a_i - b_j| - mean_ii' |a_i - a_i'| - mean_jj' |b_j - b_j'|
 
 Every mean runs over *all* pairs, the i = i' diagonal included (the "V-statistic"). That choice makes
-E(a, b) >= 0 always (it is half a squared MMD with the distance kernel), and E = 0 only when the two sets
-are equal; with the diagonal left out the estimate could go negative and a ratio to it would mean nothing.
+E(a, b) >= 0 always (it is the squared MMD with the distance-induced kernel k(u, v) = |u| + |v| - |u - v|),
+and E = 0 only when the two sets are equal; with the diagonal left out the estimate could go negative and a
+ratio to it would mean nothing.
 
-Two finite samples of the *same* distribution still give E > 0: about (mean distance) / N. That is the
+Two finite samples of the *same* distribution still give E > 0: about 2 (mean distance) / N. That is the
 noise floor. The protocol (``quality``):
 
 * generated: 4,000 samples, from noise drawn with a fixed seed;
@@ -27,7 +28,8 @@ from typing import Callable
 
 import torch
 
-from .kernels import check_samples, pairwise_distances
+from ..kernels import check_samples, pairwise_distances
+from .data import DATASETS, sample_data
 
 N_EVAL = 4000
 FLOOR_PAIRS = 5
@@ -47,18 +49,16 @@ def _mean_distance(a: torch.Tensor, b: torch.Tensor, chunk: int = 2048) -> torch
 
 
 def energy_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    """E(a, b) = E|A - B| - 1/2 E|A - A'| - 1/2 E|B - B'|, all pairs (diagonals included); >= 0."""
+    """E(a, b) = 2 E|A - B| - E|A - A'| - E|B - B'|, all pairs (diagonals included), in float64; >= 0."""
     check_samples("a", a)
     check_samples("b", b, dim=a.shape[1])
     a, b = a.detach().cpu().double(), b.detach().cpu().double()
-    return float(_mean_distance(a, b) - 0.5 * _mean_distance(a, a) - 0.5 * _mean_distance(b, b))
+    return float(2 * _mean_distance(a, b) - _mean_distance(a, a) - _mean_distance(b, b))
 
 
 @functools.lru_cache(maxsize=None)
 def noise_floor(dataset: str, n: int = N_EVAL, pairs: int = FLOOR_PAIRS) -> float:
     """The mean energy distance of ``pairs`` independent pairs of n data samples (seeded, cached)."""
-    from .toys import sample_data
-
     values = []
     for k in range(pairs):
         a = sample_data(dataset, n, seed=FLOOR_SEED + 2 * k)
@@ -90,8 +90,6 @@ def quality(generate: Callable[[int, int], torch.Tensor] | torch.Tensor, dataset
     Returns a dict with ``energy``, ``floor`` and ``floor_ratio`` (and, for the eight Gaussians, ``modes_covered``
     and ``on_modes``).
     """
-    from .toys import DATASETS, sample_data
-
     samples = generate if isinstance(generate, torch.Tensor) else generate(N_EVAL, NOISE_SEED)
     if samples.shape[0] != N_EVAL:
         raise ValueError(f"the protocol compares {N_EVAL} generated samples; got {samples.shape[0]}")
