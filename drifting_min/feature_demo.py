@@ -10,7 +10,8 @@ concentration, and the clip of the released loss on eight Gaussians.
 2. **Generators.** The same conv generator (noise 32 -> 4 x 4 -> 8 x 8 -> 16 x 16 x 3), trained with the
    released batch loss (``features.released_drift_loss``) either on raw pixels (one group, 768 dims) or on
    raw pixels *plus* the multi-scale features of the frozen encoder (``features.feature_drift_loss``), for the
-   same number of steps with the same batches.
+   same number of steps with the same batches; the pixel kernel also without its clip, and that once more for
+   three times the steps (a feature step costs about three pixel steps on a CPU).
 3. **Quality**, never with the kernel's encoder (that would reward feature space by construction): in the
    judge's 64-unit hidden layer, the Frechet distance between 2,000 generated and 2,000 fresh real images (and
    the same between two real sets: the floor); the share of samples the judge calls each class; and the

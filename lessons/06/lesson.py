@@ -389,8 +389,8 @@ print("raw mean square force per temperature (what to log):", [f"{v:.3g}" for v 
 # %% [markdown]
 # ## 7. Pixels against features, measured
 #
-# The experiment, cached in `lessons/06/results.npz` and `results.json` (about ten minutes on one core
-# of a busy machine; regenerate with `python -m drifting_min.feature_demo --out lessons/06/results.npz`):
+# The experiment, cached in `lessons/06/results.npz` and `results.json` (about seven minutes on one core,
+# ten on a busy machine; regenerate with `python -m drifting_min.feature_demo --out lessons/06/results.npz`):
 #
 # * **the kernel's encoder**: three stages of $3\times3$ convolutions with group normalisation ($16\times16$ with 16
 #   channels, $8\times8$ with 32, $4\times4$ with 64), trained as a shape classifier, then frozen;
@@ -408,27 +408,28 @@ print("raw mean square force per temperature (what to log):", [f"{v:.3g}" for v 
 # %%
 q = RESULTS["quality"]
 print(f"kernel's encoder accuracy {RESULTS['encoder_accuracy']:.3f}; judge accuracy {RESULTS['judge_accuracy']:.3f} "
-      f"(held-out images); {RESULTS['config']['steps']} generator steps each; torch {RESULTS['torch']}\n")
-print(f"{'samples':<22} {'FD (judge)':>10} {'confidence':>10} {'seconds':>8}   class shares ({', '.join(images.CLASSES)})")
+      f"(held-out images); torch {RESULTS['torch']}\n")
+print(f"{'samples':<22} {'FD (judge)':>10} {'confidence':>10} {'steps':>6} {'seconds':>8}   class shares ({', '.join(images.CLASSES)})")
 rows = (("real", "real (second set)"), ("pixels", "pixel-space kernel"), ("pixels_no_clip", "pixels, no clip"),
-        ("features", "feature-space kernel"))
+        ("pixels_no_clip_long", "pixels, no clip, 3x"), ("features", "feature-space kernel"))
 for key, name in rows:
     r = q[key]
-    secs = f"{r['seconds']:8.0f}" if "seconds" in r else f"{'':>8}"
+    secs = f"{r['steps']:6d} {r['seconds']:8.0f}" if "seconds" in r else f"{'':>15}"
     shares = " ".join(f"{v:.2f}" for v in r["class_shares"])
     print(f"{name:<22} {r['frechet']:>10.2f} {r['confidence']:>10.3f} {secs}   {shares}")
 
 # %%
-fig, axes = plt.subplots(1, 4, figsize=(18, 5))
-for ax, key, title in zip(axes, ("samples_real", "samples_pixels", "samples_pixels_no_clip", "samples_features"),
-                          ("real images", "pixel-space kernel", "pixels, no clip", "feature-space kernel")):
+fig, axes = plt.subplots(1, 5, figsize=(20, 4.6))
+panels = {"samples_real": "real images", "samples_pixels": "pixel-space kernel", "samples_pixels_no_clip": "pixels, no clip",
+          "samples_pixels_no_clip_long": "pixels, no clip, 3x steps", "samples_features": "feature-space kernel"}
+for ax, (key, title) in zip(axes, panels.items()):
     ax.imshow(images.grid(torch.from_numpy(CACHE[key]), 8, 8))
     ax.set(title=title, xticks=[], yticks=[])
 show(fig)
 
 # %% [markdown]
-# **What the table shows** (800 steps each, one run per kernel, one seed: read differences of a few FD points as
-# noise, these are not). With the released loss on raw pixels every sample is the same flat grey: the mean image.
+# **What the table shows** (800 steps each but the 3x row; one run per kernel and one seed, so a difference of a few
+# FD points would be noise, and the ones that matter here are much larger). With the released loss on raw pixels every sample is the same flat grey: the mean image.
 # That is not only concentration. The generator starts with every output near 0.5, a collapsed start close to the
 # data's mean, and the clip of section 8 then pulls every sample to that mean; the judge calls them all one class
 # with low confidence, and the FD is the worst of the table. Without the clip the pixel kernel does move: colourful
@@ -436,10 +437,10 @@ show(fig)
 # pixels plus the encoder's features, clip on) is the only one that draws shapes: solid blobs with edges, which the
 # judge reads with the confidence it has on real images (0.79 against 0.78), and the lowest FD by a factor of two.
 # It is far from the data all the same (the floor is 0.1): one colour of shape dominates, the triangles and squares
-# are rough, stripes are missing. 800 CPU steps of a small generator do not go further; lesson 07 trains for longer
-# on a GPU. A feature step costs about three times a pixel step here (the encoder's forward and backward pass and
-# 21 feature calls); the table compares equal steps, not equal time (a pixel kernel would get about 2,600 steps in
-# the feature kernel's time; that run is not in the cache).
+# are rough, stripes are nearly missing. That is as far as 800 CPU steps of a small generator got here; lesson 07
+# trains for longer on a GPU. A feature step costs about three times a pixel step here (the encoder's forward and backward pass and
+# 21 feature calls). Given about the same time, three times the steps (2,400), the pixel kernel without the clip
+# barely moves (FD 135 against 137): its blobs do not turn into shapes with more training.
 #
 # ## 8. The clip, and when it hurts
 #
