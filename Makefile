@@ -35,7 +35,7 @@ clean:
 # The site: `make site` builds it into site/ (lessons executed), `make serve` serves it while you edit, and
 # `make site-check` opens every page in headless Chromium (apt-get install chromium chromium-driver).
 # MathJax and the fonts come from npm (package-lock.json) and are served by the site itself.
-SITE_ENV := NO_MKDOCS_2_WARNING=1 PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
+SITE_ENV := NO_MKDOCS_2_WARNING=1 OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund

@@ -12,8 +12,13 @@ from pathlib import Path
 import pytest
 
 from course.loader import exercise_of, load_exercises
+from drifting_min.runtime import set_threads
 
 ROOT = Path(__file__).resolve().parent
+
+# One CPU thread (OMP_NUM_THREADS=N for more): torch's threads wait on each other, and on a machine where anything
+# else runs they make the checks several times slower (drifting_min.runtime).
+set_threads()
 
 
 def pytest_addoption(parser):
