@@ -516,10 +516,10 @@ print("modes covered (5% of the samples within 0.15 of a centre):",
 # steps. Far from the data all three temperatures sit on the floor (at $R = 0.2$ a positive two scales away has a
 # product of softmaxes near $10^{-9}$), so the three forces are nearly the same vector for every sample, the pull
 # towards the batch's data mean minus the pull towards the generated mean: the cloud moves as a whole and is pulled
-# back whenever it drifts off the origin. In 6 of the 13 snapshots at least 95% of the forces point inward (the
-# observation of `REFERENCE.md`: 99%); at the very first step, in the live probe above, about half do, because the
+# back whenever it drifts off the origin. In 6 of the 13 snapshots at least 95% of the forces point inward (an
+# earlier run of the same setting found 99%). At the very first step, in the live probe above, about half do: the
 # mean of one batch of 256 data points misses the origin by about $2/\sqrt{256} \approx 0.1$, more than the size of
-# the collapsed cloud, and a common direction points inward for half of a cloud centred on the origin.
+# the collapsed cloud, and one common direction points inward for half of a cloud centred on the origin.
 #
 # Without the clip the samples reach the circle in 50 steps and spread along it; after 600 steps they cover the
 # circle with mass still strung between the modes (2 of 8 modes hold 5% of the samples within 0.15 of their centre).
