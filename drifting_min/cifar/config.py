@@ -29,7 +29,9 @@ class CifarConfig:
     # -- encoder (the feature space of the kernel)
     encoder: str = _opt("", "weights file of another encoder (an encoder.pt written by a run, or a TorchScript "
                         "module with feature_maps); default: train our own and cache it in the run folder")
-    encoder_width: int = _opt(32, "channels of the own encoder's first stage (stages: w, 2w, 4w, 8w)")
+    encoder_width: int = _opt(48, "channels of the own encoder's stem; its feature maps have 2w, 4w, 8w "
+                              "(48: every feature has more than 64 dims, where distances take the fast "
+                              "matrix-multiply route)")
     encoder_epochs: float = _opt(15.0, "epochs of supervised training of the own encoder")
     encoder_batch: int = _opt(512, "batch size of the encoder's training")
     encoder_lr: float = _opt(2e-3, "peak AdamW learning rate of the encoder (one-cycle schedule)")
