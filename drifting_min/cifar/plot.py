@@ -47,7 +47,9 @@ def plot_log(run: str | Path, to: str | Path | None = None) -> Path:
     twin.plot(x, [ln["lr"] for ln in steps], color="C3", lw=1)
     twin.set_ylabel("learning rate", color="C3")
     ax_fid.plot([ln["step"] for ln in fids], [ln["fid"] for ln in fids], "o-", color="C4")
-    ax_fid.set_title("FID" if fids else "FID (none measured yet: see the fid command)", fontsize=10)
+    counts = sorted({ln.get("n") for ln in fids})
+    ax_fid.set_title(f"FID ({', '.join(map(str, counts))} samples)" if fids else
+                     "FID (none measured yet: see the fid command)", fontsize=10)
     for ax in axes.flat:
         ax.set_xlabel("step")
     fig.tight_layout()

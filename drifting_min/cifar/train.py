@@ -182,6 +182,9 @@ class Trainer:
                              f"--batch-real must be multiples of {self.k} (got {cfg.batch_gen}, {cfg.batch_real})")
         torch.manual_seed(cfg.seed)
         self.net = Generator(cfg.noise_dim, cfg.gen_width, data["classes"] if cfg.conditional else 0).to(device)
+        if device.type == "cuda":  # bf16 convolutions run fastest on channels-last tensors
+            self.net.to(memory_format=torch.channels_last)
+            encoder.to(memory_format=torch.channels_last)
         self.ema = copy.deepcopy(self.net).eval().requires_grad_(False)
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.95),
                                      weight_decay=cfg.weight_decay)
