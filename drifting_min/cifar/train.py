@@ -43,7 +43,7 @@ import torch
 from ..features import feature_drift_loss, multiscale_features
 from .config import CifarConfig
 from .data import RealSampler, fingerprint, load_images, noise, to_float
-from .encoder import accuracy, freeze, load_encoder, numpy_to_device, save_encoder, train_encoder
+from .encoder import Encoder, accuracy, freeze, load_encoder, numpy_to_device, save_encoder, train_encoder
 from .generator import Generator
 from .sample import grid_of
 
@@ -184,7 +184,8 @@ class Trainer:
         self.net = Generator(cfg.noise_dim, cfg.gen_width, data["classes"] if cfg.conditional else 0).to(device)
         if device.type == "cuda":  # bf16 convolutions run fastest on channels-last tensors
             self.net.to(memory_format=torch.channels_last)
-            encoder.to(memory_format=torch.channels_last)
+            if isinstance(encoder, Encoder):
+                encoder.to(memory_format=torch.channels_last)
         self.ema = copy.deepcopy(self.net).eval().requires_grad_(False)
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.95),
                                      weight_decay=cfg.weight_decay)
