@@ -27,8 +27,9 @@ import argparse
 import dataclasses
 import types
 import typing
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 _SCALARS = (int, float, str, Path)
 

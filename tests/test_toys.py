@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -190,7 +191,7 @@ def test_toys_modules_import_one_way(name):
     import importlib
 
     module = importlib.import_module(f"drifting_min.toys.{name}")
-    tree = ast.parse(open(module.__file__).read())
+    tree = ast.parse(Path(module.__file__).read_text())
     top_level = {node.module for node in tree.body if isinstance(node, ast.ImportFrom) and node.level == 1}
     later = set(TOY_MODULES[TOY_MODULES.index(name):])
     assert not top_level & later, f"toys.{name} imports {sorted(top_level & later)} at module level, from above it"

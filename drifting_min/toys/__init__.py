@@ -20,8 +20,17 @@ from . import metrics
 from .ablations import ABLATIONS, ablation, run_ablations
 from .command import main
 from .config import PUBLISHED_DEMO, ToyConfig
-from .data import DATASETS, Dataset, checkerboard, eight_gaussian_centres, eight_gaussians, rings, sample_data, \
-    swiss_roll, two_moons
+from .data import (
+    DATASETS,
+    Dataset,
+    checkerboard,
+    eight_gaussian_centres,
+    eight_gaussians,
+    rings,
+    sample_data,
+    swiss_roll,
+    two_moons,
+)
 from .field import field_on_grid
 from .model import Generator, make_generator
 from .training import Run, learning_rate, toy_drift_field, train, train_step

@@ -7,8 +7,8 @@ samples, so every run, check and figure can be reproduced exactly.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 

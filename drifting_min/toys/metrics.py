@@ -24,7 +24,7 @@ centre, and a mode is *covered* when at least 5% of the samples are near it.
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -56,7 +56,7 @@ def energy_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(2 * _mean_distance(a, b) - _mean_distance(a, a) - _mean_distance(b, b))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def noise_floor(dataset: str, n: int = N_EVAL, pairs: int = FLOOR_PAIRS) -> float:
     """The mean energy distance of ``pairs`` independent pairs of n data samples (seeded, cached)."""
     values = []

@@ -56,6 +56,7 @@ import torch
 
 import drifting_min as dm
 from course import check_exercise, learner_or_reference, load_exercises
+from drifting_min.toys.metrics import energy_distance  # 2 E|x - y| - E|x - x'| - E|y - y'| (lesson 05)
 
 torch.set_num_threads(1)  # small problems: one thread is as fast, and the timings below are steadier
 ex = load_exercises("04")
@@ -80,11 +81,6 @@ def ring_of_blobs(n: int, modes: int = 8, radius: float = 2.0, std: float = 0.15
     angle = torch.randint(0, modes, (n,), generator=gen).float() * (2 * torch.pi / modes)
     centres = torch.stack([radius * angle.cos(), radius * angle.sin()], dim=1)
     return centres + std * torch.randn(n, 2, generator=gen)
-
-
-def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:
-    """2 E|x - y| - E|x - x'| - E|y - y'|: zero exactly when the two samples come from the same distribution."""
-    return float(2 * torch.cdist(x, y).mean() - torch.cdist(x, x).mean() - torch.cdist(y, y).mean())
 
 
 data = ring_of_blobs(4096)
