@@ -20,7 +20,7 @@ import torch
 
 from ..cli import add_config_options, config_from_args
 from .config import CifarConfig
-from .train import NonFiniteLoss, pick_device, train
+from .train import RUN_CONTROL, NonFiniteLoss, pick_device, train
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,10 +32,12 @@ def _parser() -> argparse.ArgumentParser:
                        "resumes it from its last checkpoint and continues the same schedule).")
     t.add_argument("--out", required=True, help="the run folder (checkpoints, ema.pt, log.jsonl, grids)")
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="tqdm bars")
-    add_config_options(t.add_argument_group("settings (stored with the run; a resumed run keeps its own)"),
-                       CifarConfig)
+    free = ", ".join("--" + k.replace("_", "-") for k in RUN_CONTROL)
+    add_config_options(t.add_argument_group(f"settings (stored with the run: a resumed run keeps its stored "
+                                            f"ones, except {free}, which may change)"), CifarConfig)
 
-    s = sub.add_parser("sample", help="sample grid and .npz shards from a run's EMA weights")
+    with_defaults = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter}
+    s = sub.add_parser("sample", help="sample grid and .npz shards from a run's EMA weights", **with_defaults)
     s.add_argument("--out", required=True, help="the run folder (or an ema.pt / ckpt.pt file)")
     s.add_argument("--n", type=int, default=0, help="number of samples to write as shards (0: the grid only)")
     s.add_argument("--to", default=None, help="folder for grid and shards (default: OUT/samples)")
@@ -44,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--shard-size", type=int, default=0, help="images per shard (default: as many as fit in 15 MB)")
     _common(s)
 
-    f = sub.add_parser("fid", help="FID (and KID) of a run or of sample shards")
+    f = sub.add_parser("fid", help="FID (and KID) of a run or of sample shards", **with_defaults)
     f.add_argument("--out", default=None, help="a run folder: FID of fresh samples of its EMA weights, logged")
     f.add_argument("--samples", default=None, help="a folder (or file) of .npz sample shards instead of a run")
     f.add_argument("--n", type=int, default=10000, help="number of samples")
@@ -58,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--batch", type=int, default=100, help="images per Inception batch")
     _common(f)
 
-    pl = sub.add_parser("plot", help="draw the curves of a run's log.jsonl")
+    pl = sub.add_parser("plot", help="draw the curves of a run's log.jsonl", **with_defaults)
     pl.add_argument("--out", required=True, help="the run folder")
     pl.add_argument("--to", default=None, help="the PNG (default: OUT/curves.png)")
     return p
