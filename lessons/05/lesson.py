@@ -115,11 +115,11 @@ check_exercise(ex, "5.1")
 energy_distance = learner_or_reference(ex.energy_distance, ref.energy_distance)
 
 clean = toys.sample_data("eight_gaussians", 4000, seed=88)
-gen = torch.Generator().manual_seed(1)
+rng = torch.Generator().manual_seed(1)
 corrupt = {
     "fresh data": clean,
-    "blurred by N(0, 0.1^2)": clean + 0.1 * torch.randn(clean.shape, generator=gen),
-    "10% outliers on [-4, 4]^2": torch.cat([clean[400:], 8 * torch.rand(400, 2, generator=gen) - 4]),
+    "blurred by N(0, 0.1^2)": clean + 0.1 * torch.randn(clean.shape, generator=rng),
+    "10% outliers on [-4, 4]^2": torch.cat([clean[400:], 8 * torch.rand(400, 2, generator=rng) - 4]),
     "one mode missing": toys.sample_data("eight_gaussians", 8000, seed=89)[
         torch.cdist(toys.sample_data("eight_gaussians", 8000, seed=89), toys.eight_gaussian_centres()).argmin(1) != 0
     ][:4000],

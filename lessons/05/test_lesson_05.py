@@ -79,24 +79,24 @@ def _tiny_generator(seed: int = 0) -> toys.Generator:
 
 
 def _step_setup(seed: int = 0):
-    gen = _tiny_generator(seed)
+    net = _tiny_generator(seed)
     noise, y_pos = draw(seed + 100, (48, 4), (40, 2))
-    return gen, noise, y_pos
+    return net, noise, y_pos
 
 
 @exercise("5.2", "train_step")
 def test_ex5_2_matches_reference_over_two_steps(ex):
     cfg = tiny(taus=(0.1, 0.3), kernel="laplace")
-    gen, noise, y_pos = _step_setup(0)
-    ref = copy.deepcopy(gen)
-    opt, ref_opt = torch.optim.SGD(gen.parameters(), lr=0.05), torch.optim.SGD(ref.parameters(), lr=0.05)
+    net, noise, y_pos = _step_setup(0)
+    ref = copy.deepcopy(net)
+    opt, ref_opt = torch.optim.SGD(net.parameters(), lr=0.05), torch.optim.SGD(ref.parameters(), lr=0.05)
     for step in range(2):
-        loss = ex.train_step(gen, opt, noise, y_pos, cfg)
+        loss = ex.train_step(net, opt, noise, y_pos, cfg)
         ref_loss, _ = toys.train_step(ref, ref_opt, noise, y_pos, cfg)
         check_true(isinstance(loss, float), "train_step returns the loss as a Python float", f"got {type(loss).__name__}")
         check_close(loss, ref_loss, rtol=1e-9, prop=f"the loss before step {step + 1} matches the reference",
                     hint="L = (1/N) sum_i |x_i - stopgrad(x_i + V_i)|^2: sum over dims, mean over samples")
-        for (name, p), q in zip(gen.named_parameters(), ref.parameters()):
+        for (name, p), q in zip(net.named_parameters(), ref.parameters()):
             check_close(p, q, rtol=1e-7, atol=1e-12,
                         prop=f"after step {step + 1}, parameter {name} matches one reference SGD step",
                         hint="the parameters must move by exactly one SGD step on this step's loss; a difference "
@@ -107,15 +107,15 @@ def test_ex5_2_matches_reference_over_two_steps(ex):
 @exercise("5.2", "train_step")
 def test_ex5_2_samples_move_along_the_field(ex):
     cfg = tiny(taus=(0.2,), normalisation="uncoupled")
-    gen, noise, y_pos = _step_setup(1)
+    net, noise, y_pos = _step_setup(1)
     with torch.no_grad():
-        x0 = gen(noise)
+        x0 = net(noise)
         v, _ = dm.multi_temperature_drift(x0, y_pos, None, cfg.taus, cfg.kernel, cfg.normalisation)
-    loss = ex.train_step(gen, torch.optim.SGD(gen.parameters(), lr=1e-3), noise, y_pos, cfg)
+    loss = ex.train_step(net, torch.optim.SGD(net.parameters(), lr=1e-3), noise, y_pos, cfg)
     check_close(loss, float(v.square().sum(1).mean()), rtol=1e-9,
                 prop="the loss value is (1/N) sum_i |V_i|^2", hint="stopgrad(x + V) - x = V: the loss is the field's energy")
     with torch.no_grad():
-        moved = gen(noise) - x0
+        moved = net(noise) - x0
     along = float((moved * v).sum())
     check_true(along > 0, "a small step moves the samples along V (sum_i <x_new - x_old, V_i> > 0)",
                f"sum of <move, V> = {along:.3g}",
@@ -133,9 +133,9 @@ def test_ex5_2_every_field_option_is_used(ex):
                ("normalise_each=False", dict(normalise_each=False))]
     for label, change in options:
         cfg = tiny(taus=(0.1, 0.3), **change)
-        gen, noise, y_pos = _step_setup(4)
-        ref = copy.deepcopy(gen)
-        loss = call_unchanged(ex.train_step, gen, torch.optim.SGD(gen.parameters(), lr=0.05), noise, y_pos, cfg)
+        net, noise, y_pos = _step_setup(4)
+        ref = copy.deepcopy(net)
+        loss = call_unchanged(ex.train_step, net, torch.optim.SGD(net.parameters(), lr=0.05), noise, y_pos, cfg)
         ref_opt = torch.optim.SGD(ref.parameters(), lr=0.05)
         ref_loss, _ = toys.train_step(ref, ref_opt, noise, y_pos, tiny(taus=(0.1, 0.3), **change))
         check_close(loss, ref_loss, rtol=1e-9, prop=f"configuration plumbing: with {label} the loss is the reference's",
