@@ -27,6 +27,7 @@ from drifting_min.cifar.config import CifarConfig
 from drifting_min.cifar.encoder import Encoder, freeze
 from drifting_min.cifar.train import Trainer, drift_features, ema_update
 from drifting_min.features import feature_drift_loss, released_drift_loss
+from drifting_min.runtime import set_threads
 
 SMALL_CPU = {"batch_gen": 64, "batch_real": 64, "gen_width": 32, "encoder_width": 16}
 
@@ -93,10 +94,9 @@ def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu")
     p.add_argument("--steps", type=int, default=0, help="timed steps (default: 5 on CPU, 30 on CUDA)")
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="CPU threads (0: OMP_NUM_THREADS if set, else 1)")
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads or None)
     device = torch.device(args.device)
     cfg = CifarConfig(device=args.device, **(SMALL_CPU if device.type == "cpu" else {}))
     steps = args.steps or (5 if device.type == "cpu" else 30)

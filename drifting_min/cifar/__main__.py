@@ -16,9 +16,8 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
 from ..cli import add_config_options, config_from_args
+from ..runtime import set_threads
 from .config import CifarConfig
 from .train import RUN_CONTROL, NonFiniteLoss, pick_device, train
 
@@ -68,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda if available), cpu, cuda, ...")
-    p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: torch's choice)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads for torch (0: OMP_NUM_THREADS if set, else 1; see drifting_min.runtime)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="tqdm bars")
 
 
@@ -131,8 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
         result = {"plot": str(plot_log(args.out, args.to))}
         print(json.dumps(result))
         return result
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads or None)
     if args.command == "sample":
         result = cmd_sample(args)
     elif args.command == "fid":

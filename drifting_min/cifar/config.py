@@ -62,7 +62,7 @@ class CifarConfig:
     ckpt_every: int = _opt(1000, "checkpoint every this many steps (and at the end)")
     grid_every: int = _opt(1000, "sample grid every this many steps (and at the end)")
     log_every: int = _opt(50, "log a line every this many steps")
-    threads: int = _opt(0, "torch.set_num_threads (0: torch's choice)")
+    threads: int = _opt(0, "CPU threads for torch (0: OMP_NUM_THREADS if set, else 1; see drifting_min.runtime)")
 
     def __post_init__(self):
         self.taus = tuple(float(t) for t in self.taus)
