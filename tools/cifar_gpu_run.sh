@@ -50,7 +50,7 @@ PYEOF
   BENCH=(--device cpu --steps 1)
 fi
 "$PY" -c "import torch, sys; print('python', sys.version.split()[0], 'torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')" | tee "$OUT/env.txt"
-timeout 120 "$PY" bench/bench_cifar_step.py "${BENCH[@]}" > "$OUT/bench.txt" 2>&1 || echo "bench failed or timed out" >> "$OUT/bench.txt"
+timeout 90 "$PY" bench/bench_cifar_step.py "${BENCH[@]}" > "$OUT/bench.txt" 2>&1 || echo "bench failed or timed out" >> "$OUT/bench.txt"
 cat "$OUT/bench.txt"
 "$PY" -m drifting_min.cifar train --out "$RUN" --data "$TRAIN_ZIP" "${TEST_OPT[@]}" --minutes "$MINUTES" "${EXTRA[@]}" 2>&1 | tail -n 40
 "$PY" -m drifting_min.cifar sample --out "$RUN" --n "$N" --to "$OUT/samples" --no-progress
