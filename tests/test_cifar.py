@@ -24,9 +24,9 @@ import torch
 from drifting_min.cifar import data as cdata
 from drifting_min.cifar.__main__ import main
 from drifting_min.cifar.config import TINY, CifarConfig
-from drifting_min.cifar.encoder import Encoder, accuracy, load_encoder, numpy_to_device, train_encoder
+from drifting_min.cifar.encoder import Encoder, accuracy, freeze, load_encoder, numpy_to_device, train_encoder
 from drifting_min.cifar.generator import Generator
-from drifting_min.cifar.train import NonFiniteLoss, learning_rate, train
+from drifting_min.cifar.train import NonFiniteLoss, Trainer, learning_rate, train
 
 K = 4  # classes of the synthetic data
 COLOURS = np.array([[230, 40, 40], [40, 200, 60], [50, 80, 230], [230, 210, 40]], dtype=np.float64)
@@ -217,6 +217,17 @@ def test_default_generator_ema_fits_in_16_mb():
     cfg = CifarConfig()
     net = Generator(cfg.noise_dim, cfg.gen_width, 10)  # the conditional one is the larger
     assert sum(t.numel() * t.element_size() for t in net.state_dict().values()) < 15e6
+
+
+def test_bf16_autocast_step(archive):
+    """The CUDA path's autocast, exercised on the CPU: bf16 networks, float32 loss, finite, weights float32."""
+    images, labels = cdata.read_archive(archive)
+    data = {"images": torch.from_numpy(images), "labels": torch.from_numpy(labels), "fingerprint": "-", "classes": K}
+    for conditional in (False, True):
+        tr = Trainer(tiny(archive, conditional=conditional), data, freeze(Encoder(8, K)), torch.device("cpu"))
+        tr.amp = True  # autocast is on only on CUDA by default
+        info = tr.train_step()
+        assert tr.step == 1 and info["loss"] > 0 and all(p.dtype == torch.float32 for p in tr.net.parameters())
 
 
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, archive):
