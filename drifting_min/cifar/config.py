@@ -53,7 +53,7 @@ class CifarConfig:
     decay: Literal["none", "cosine"] = _opt("cosine", "after warm-up: constant ('none') or cosine to 10% of lr")
     weight_decay: float = _opt(0.0, "AdamW weight decay of the generator")
     clip: float = _opt(2.0, "gradient-norm clip")
-    ema: float = _opt(0.999, "EMA decay of the generator's weights (half-life about 700 steps)")
+    ema: float = _opt(0.999, "EMA decay of the generator's weights, reached after the warm-up (1 + s) / (10 + s)")
     # -- run
     seed: int = _opt(0, "seed of weights, noise and data order")
     device: str = _opt("auto", "auto (cuda if available), cpu, cuda, cuda:1, ...")
