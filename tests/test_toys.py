@@ -106,6 +106,65 @@ def test_protocol_is_sensitive_on_the_checkerboard():
     assert metrics.quality(blurred, "checkerboard")["floor_ratio"] > metrics.quality(clean, "checkerboard")["floor_ratio"]
 
 
+def test_precision_recall_closed_cases():
+    """A set against itself: 1 and 1. Disjoint far-apart sets: 0 and 0. A set against a strict subset of its own
+    points (every data point a generated one): precision 1, recall only where the subset's balls reach."""
+    x = toys.sample_data("two_moons", 500, 3)
+    assert metrics.precision_recall(x, x) == (1.0, 1.0)
+    assert metrics.precision_recall(x + 100.0, x) == (0.0, 0.0)
+    # half of the points, all from one moon's side: all realistic, half the data uncovered
+    left = x[x[:, 0] < x[:, 0].median()]
+    p, r = metrics.precision_recall(left, x)
+    assert p == 1.0 and 0.45 < r < 0.65
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_precision_recall_match_a_double_loop(seed):
+    rng = torch.Generator().manual_seed(seed)
+    g, d = torch.randn(40, 2, generator=rng, dtype=torch.float64), 1.3 * torch.randn(50, 2, generator=rng, dtype=torch.float64)
+
+    def kth_other(a, i, k=metrics.KNN_K):
+        return sorted(float((a[i] - a[j]).norm()) for j in range(len(a)) if j != i)[k - 1]
+
+    def inside(q, s):
+        return sum(any(float((q[i] - s[j]).norm()) <= kth_other(s, j) for j in range(len(s))) for i in range(len(q))) / len(q)
+
+    assert metrics.precision_recall(g, d) == pytest.approx((inside(g, d), inside(d, g)), abs=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(toys.DATASETS))
+def test_data_against_itself_is_precise_covering_and_on_support(name):
+    """Fresh data: precision and recall near 1, off the support at most the Gaussian tails (about 1%)."""
+    q = metrics.quality(toys.sample_data(name, metrics.N_EVAL, seed=5), name)
+    assert q["precision"] > 0.97 and q["recall"] > 0.97, q
+    assert q["off_support"] <= (0.02 if name == "eight_gaussians" else 0.006), q
+
+
+def test_off_support_rules():
+    board = torch.tensor([[-1.5, -1.5], [-0.5, -1.5], [0.5, 0.5], [1.5, 0.5], [2.1, 0.0], [0.0, -3.0]])
+    # cells (col, row) = (0, 0) dark, (1, 0) light, (2, 2) dark, (3, 2) light, then two points off the board
+    assert metrics.off_support(board, "checkerboard").tolist() == [False, True, False, True, True, True]
+    ring_pts = torch.tensor([[0.5, 0.0], [0.0, 1.36], [0.0, 1.45], [0.0, 0.0], [-2.1, 0.0], [1.7, 0.0]])
+    assert metrics.off_support(ring_pts, "rings").tolist() == [False, False, True, True, False, True]
+    centres = toys.eight_gaussian_centres()
+    near = torch.cat([centres + torch.tensor([0.14, 0.0]), centres + torch.tensor([0.0, 0.16])])
+    assert metrics.off_support(near, "eight_gaussians").tolist() == [False] * 8 + [True] * 8
+    for name in ("swiss_roll", "two_moons"):
+        curve = metrics._curve(name, 1000).float()
+        assert not metrics.off_support(curve, name).any()
+        assert metrics.off_support(torch.tensor([[5.0, 5.0]]), name).all()
+
+
+def test_blurred_rings_are_caught_by_precision_not_by_the_energy_distance():
+    """The rings blurred by N(0, 0.2^2) look like a filled disk. The energy distance reads about 2x the floor
+    (a fresh draw of data itself reads 1-2x); precision and the share off the rings see the disk plainly."""
+    data = toys.sample_data("rings", metrics.N_EVAL, seed=5)
+    disk = data + 0.2 * torch.randn(data.shape, generator=torch.Generator().manual_seed(0))
+    q = metrics.quality(disk, "rings")
+    assert q["floor_ratio"] < 2.5, q
+    assert q["precision"] < 0.65 and q["off_support"] > 0.4 and q["recall"] > 0.95, q
+
+
 def test_untrained_generator_is_far_from_the_data():
     run = toys.train(dataclasses.replace(SMALL, steps=0), progress=False)
     assert run.metrics["floor_ratio"] >= 20
@@ -151,7 +210,8 @@ def test_command_prints_json_metrics_last(tmp_path, capsys):
                "--quiet", "--out", str(tmp_path)])
     last = capsys.readouterr().out.strip().splitlines()[-1]
     result = json.loads(last)
-    assert result["dataset"] == "two_moons" and "floor_ratio" in result
+    assert result["dataset"] == "two_moons"
+    assert {"floor_ratio", "precision", "recall", "off_support"} <= set(result)
     assert (tmp_path / "two_moons.png").exists()
 
 

@@ -5,7 +5,8 @@
     python -m drifting_min.toys --help                                        # every option of ToyConfig
 
 The options are made from ``ToyConfig``'s fields (``drifting_min.cli``); the last line a training run prints is
-its metrics as JSON (``floor_ratio``: the energy distance to data over the noise floor).
+its metrics as JSON (``floor_ratio``: the energy distance to data over the noise floor; ``precision``, ``recall``,
+``off_support``: where the samples are, see ``metrics``).
 """
 
 from __future__ import annotations
