@@ -189,6 +189,19 @@ def test_training_is_deterministic_and_keeps_frames():
     assert [s for s, _ in a.frames] == [0, 5] and a.frames[1][1].shape == (10, 2)
 
 
+def test_ema_weights_follow_the_trained_ones():
+    """ema = 0 returns the trained weights; ema > 0 returns a moving average: after one step of lr lr, the averaged
+    weights sit (1 - ema) of the way from the initial to the trained ones."""
+    cfg = dataclasses.replace(SMALL, steps=1, batch_gen=16, batch_data=16, hidden=16)
+    start = toys.make_generator(cfg)
+    plain = toys.train(cfg, progress=False, evaluate=False).generator
+    averaged = toys.train(dataclasses.replace(cfg, ema=0.9), progress=False, evaluate=False).generator
+    for p0, p1, pe in zip(start.parameters(), plain.parameters(), averaged.parameters()):
+        torch.testing.assert_close(pe, p0 + 0.1 * (p1 - p0))
+    with pytest.raises(ValueError, match="ema"):
+        toys.ToyConfig(ema=1.0)
+
+
 def test_collapsed_start_puts_every_sample_on_one_point():
     cfg = dataclasses.replace(SMALL, init="collapsed", collapse_at=(2.0, 0.0))
     x = toys.make_generator(cfg).sample(200, 0)
@@ -233,10 +246,10 @@ def test_command_options_are_the_config_fields():
     changed = ["--dataset", "rings", "--steps", "7", "--batch-gen", "8", "--batch-data", "9", "--taus", "0.1", "0.3",
                "--kernel", "gaussian", "--normalisation", "targets", "--no-normalise-each", "--attraction-only",
                "--lr", "0.01", "--lr-final", "0.001", "--noise-dim", "4", "--hidden", "5", "--depth", "1",
-               "--init", "collapsed", "--collapse-at", "1", "-1", "--seed", "3"]
+               "--init", "collapsed", "--collapse-at", "1", "-1", "--seed", "3", "--ema", "0.9"]
     cfg = config_from_args(toys.ToyConfig, command.parser().parse_args(changed))
     want = toys.ToyConfig("rings", 7, 8, 9, (0.1, 0.3), "gaussian", "targets", False, True, 0.01, 0.001, 4, 5, 1,
-                          "collapsed", (1.0, -1.0), 3)
+                          "collapsed", (1.0, -1.0), 3, 0.9)
     assert cfg == want
     assert {f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) == getattr(toys.ToyConfig(), f.name)} == set()
 

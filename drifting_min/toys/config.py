@@ -34,6 +34,8 @@ class ToyConfig:
     init: Literal["default", "collapsed"] = setting("default", "collapsed: every sample starts at collapse_at")
     collapse_at: tuple[float, float] = setting((2.0, 0.0), "the point of the collapsed start")
     seed: int = setting(0, "seed of the generator's weights, noise and data")
+    ema: float = setting(0.0, "decay of an exponential moving average of the generator's weights, used for "
+                         "sampling and evaluation (0: the last weights)")
 
     def __post_init__(self):
         self.taus = tuple(float(t) for t in self.taus)
@@ -42,6 +44,8 @@ class ToyConfig:
             raise ValueError(f"unknown dataset {self.dataset!r}; choose one of {sorted(DATASETS)}")
         if self.init not in ("default", "collapsed"):
             raise ValueError(f"unknown init {self.init!r}; choose default or collapsed")
+        if not 0.0 <= self.ema < 1.0:
+            raise ValueError(f"ema is a decay in [0, 1), got {self.ema}")
         if self.steps < 0 or self.batch_gen < 2 or self.batch_data < 1 or not self.taus:
             raise ValueError("steps >= 0, batch_gen >= 2, batch_data >= 1 and at least one temperature are needed")
 

@@ -12,6 +12,7 @@ kernel, another normalisation, attraction only. A finished run is scored by the 
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Iterable
@@ -72,7 +73,8 @@ def learning_rate(step: int, cfg: ToyConfig) -> float:
 
 @dataclass
 class Run:
-    """What a training run leaves: the generator, a log, snapshots of samples, the metrics, the time."""
+    """What a training run leaves: the generator (its EMA weights when ``config.ema`` > 0), a log, snapshots of
+    samples, the metrics, the time."""
 
     generator: Generator
     config: ToyConfig
@@ -95,12 +97,15 @@ def train(
 
     ``frames_at``: steps at which to keep ``frame_size`` samples from fixed noise (step 0 is before training,
     ``cfg.steps`` after the last step). ``seconds`` counts the training loop only (not the evaluation).
+    With ``cfg.ema`` > 0 a copy of the weights follows w_ema <- ema w_ema + (1 - ema) w after every step; frames,
+    the returned generator and the metrics use that copy.
     """
     from tqdm.auto import tqdm
 
     generator = make_generator(cfg)
     opt = torch.optim.Adam(generator.parameters(), lr=cfg.lr)
-    run = Run(generator, cfg)
+    shown = copy.deepcopy(generator) if cfg.ema > 0 else generator
+    run = Run(shown, cfg)
     frames_at = set(frames_at)
     noise_rng = _rng(cfg.seed + 7)
     frame_noise = torch.randn(frame_size, cfg.noise_dim, generator=_rng(cfg.seed + 11))
@@ -108,7 +113,7 @@ def train(
     def keep_frame(step):
         if step in frames_at:
             with torch.no_grad():
-                run.frames.append((step, generator(frame_noise).clone()))
+                run.frames.append((step, shown(frame_noise).clone()))
 
     start = time.perf_counter()
     keep_frame(0)
@@ -119,11 +124,15 @@ def train(
         y_pos = sample_data(cfg.dataset, cfg.batch_data, seed=cfg.seed * 1_000_003 + step)
         noise = torch.randn(cfg.batch_gen, cfg.noise_dim, generator=noise_rng)
         loss, raw = train_step(generator, opt, noise, y_pos, cfg)
+        if cfg.ema > 0:
+            with torch.no_grad():
+                for p_ema, p in zip(shown.parameters(), generator.parameters()):
+                    p_ema.lerp_(p, 1.0 - cfg.ema)
         if step % log_every == 0 or step == cfg.steps - 1:
             run.log.append({"step": step, "loss": loss, "raw_drift_sq": raw})
             bar.set_postfix(loss=f"{loss:.3g}", raw=f"{sum(raw):.2e}")
         keep_frame(step + 1)
     run.seconds = time.perf_counter() - start
     if evaluate:
-        run.metrics = quality(generator.sample, cfg.dataset)
+        run.metrics = quality(shown.sample, cfg.dataset)
     return run
