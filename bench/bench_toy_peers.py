@@ -1,0 +1,176 @@
+"""One-step drifting against its peers on the 2D toys: the same MLP, the same wall time, the same protocol.
+
+Per toy and seed, this trains
+
+* drifting: ``toys.train`` with the ``ToyConfig`` defaults (a fixed number of steps; its time is reported);
+* flow matching (rectified flow, conditional flow matching with straight paths): the same MLP takes (x_t, t),
+  x_t = (1 - t) eps + t y with eps ~ N(0, I_2), y data, t ~ U(0, 1), and regresses the velocity y - eps; sampled
+  with 1, 4 and 100 Euler steps from t = 0 to 1 (that many network evaluations a sample);
+* an MMD generator (Li et al. 2015): the same MLP from the same noise, trained to minimise the squared MMD
+  between a generated and a data batch, Gaussian kernels at six bandwidths summed;
+* and scores a fresh draw of the data itself, the protocol's reference.
+
+The peers train for ``--seconds`` of wall time each (Adam, cosine decay of the learning rate over the elapsed
+fraction of the budget, batches of 256). Every method is scored by ``drifting_min.toys.metrics.quality``:
+floor ratio, kNN precision and recall, share off the support. One thread (``drifting_min.runtime``).
+
+Usage: python bench/bench_toy_peers.py [--seconds 30] [--seeds 0] [--toys checkerboard rings ...]
+                                       [--json out.json] [--samples lessons/05/peers.npz]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import time
+
+import numpy as np
+import torch
+
+from drifting_min import toys
+from drifting_min.runtime import set_threads
+from drifting_min.toys import metrics
+from drifting_min.toys.model import Generator
+
+FLOW_STEPS = (1, 4, 100)
+MMD_BANDWIDTHS = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+BATCH = 256
+KEEP = 1500  # samples a method kept for the figure
+
+
+def _cosine(lr: float, lr_final: float, frac: float) -> float:
+    return lr_final + 0.5 * (lr - lr_final) * (1 + math.cos(math.pi * min(frac, 1.0)))
+
+
+def _timed_loop(params, step_fn, seconds: float, lr: float, lr_final: float) -> tuple[int, float]:
+    """Adam steps of ``step_fn(step) -> loss`` until ``seconds`` have passed; returns (steps, seconds)."""
+    opt = torch.optim.Adam(params, lr=lr)
+    start, step = time.perf_counter(), 0
+    while (elapsed := time.perf_counter() - start) < seconds:
+        for group in opt.param_groups:
+            group["lr"] = _cosine(lr, lr_final, elapsed / seconds)
+        opt.zero_grad(set_to_none=True)
+        step_fn(step).backward()
+        opt.step()
+        step += 1
+    return step, time.perf_counter() - start
+
+
+def train_flow(cfg: toys.ToyConfig, seconds: float, lr: float) -> tuple[Generator, int, float]:
+    """Rectified flow: the MLP v(x_t, t), input 2 + 1, regresses y - eps at x_t = (1 - t) eps + t y."""
+    torch.manual_seed(cfg.seed)
+    net = Generator(3, cfg.hidden, cfg.depth)
+    rng = torch.Generator().manual_seed(cfg.seed + 7)
+
+    def loss(step):
+        y = toys.sample_data(cfg.dataset, BATCH, seed=cfg.seed * 1_000_003 + step)
+        eps = torch.randn(BATCH, 2, generator=rng)
+        t = torch.rand(BATCH, 1, generator=rng)
+        xt = (1 - t) * eps + t * y
+        return (net(torch.cat([xt, t], 1)) - (y - eps)).square().sum(1).mean()
+
+    steps, secs = _timed_loop(net.parameters(), loss, seconds, lr, lr * 0.05)
+    return net, steps, secs
+
+
+def flow_sample(net: Generator, n: int, seed: int, euler_steps: int) -> torch.Tensor:
+    """Euler from t = 0 (noise) to t = 1: x <- x + v(x, t) / K, K network evaluations a sample."""
+    x = torch.randn(n, 2, generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():
+        for k in range(euler_steps):
+            t = torch.full((n, 1), k / euler_steps)
+            x = x + net(torch.cat([x, t], 1)) / euler_steps
+    return x
+
+
+def mmd_squared(x: torch.Tensor, y: torch.Tensor, bandwidths=MMD_BANDWIDTHS) -> torch.Tensor:
+    """Biased squared MMD with k = sum_s exp(-|u - v|^2 / (2 s^2)) over the bandwidths."""
+    z = torch.cat([x, y])
+    d2 = torch.cdist(z, z).square()
+    k = sum(torch.exp(-d2 / (2 * s * s)) for s in bandwidths)
+    n = x.shape[0]
+    return k[:n, :n].mean() + k[n:, n:].mean() - 2 * k[:n, n:].mean()
+
+
+def train_mmd(cfg: toys.ToyConfig, seconds: float, lr: float) -> tuple[Generator, int, float]:
+    torch.manual_seed(cfg.seed)
+    net = Generator(cfg.noise_dim, cfg.hidden, cfg.depth)
+    rng = torch.Generator().manual_seed(cfg.seed + 7)
+
+    def loss(step):
+        y = toys.sample_data(cfg.dataset, BATCH, seed=cfg.seed * 1_000_003 + step)
+        return mmd_squared(net(torch.randn(BATCH, cfg.noise_dim, generator=rng)), y)
+
+    steps, secs = _timed_loop(net.parameters(), loss, seconds, lr, lr * 0.05)
+    return net, steps, secs
+
+
+def run_one(dataset: str, seed: int, seconds: float, flow_lr: float, mmd_lr: float) -> tuple[list[dict], dict]:
+    """Every method on one (toy, seed): rows of the table and the kept samples."""
+    cfg = toys.ToyConfig(dataset=dataset, seed=seed)
+    rows, kept = [], {}
+
+    def score(method, samples, secs, steps, nfe):
+        m = metrics.quality(samples, dataset)
+        rows.append({"toy": dataset, "seed": seed, "method": method, "seconds": round(secs, 1), "steps": steps,
+                     "nfe": nfe, **{k: m[k] for k in ("floor_ratio", "precision", "recall", "off_support")}})
+        kept[method] = samples[:KEEP].numpy().astype(np.float32)
+        print(json.dumps(rows[-1]), flush=True)
+
+    run = toys.train(cfg, progress=False, evaluate=False)
+    score("drifting", run.generator.sample(metrics.N_EVAL, metrics.NOISE_SEED), run.seconds, cfg.steps, 1)
+    net, steps, secs = train_mmd(cfg, seconds, mmd_lr)
+    score("MMD generator", net.sample(metrics.N_EVAL, metrics.NOISE_SEED), secs, steps, 1)
+    net, steps, secs = train_flow(cfg, seconds, flow_lr)
+    for k in FLOW_STEPS:
+        score(f"flow, {k} Euler", flow_sample(net, metrics.N_EVAL, metrics.NOISE_SEED, k), secs, steps, k)
+    score("data itself", toys.sample_data(dataset, metrics.N_EVAL, seed=metrics.DATA_SEED + 1), 0.0, 0, 0)
+    return rows, kept
+
+
+def table(rows: list[dict]) -> str:
+    """Median over seeds of each (toy, method)."""
+    keys = ("floor_ratio", "precision", "recall", "off_support", "seconds", "nfe")
+    lines = [f"{'toy':<16} {'method':<16} {'floor ratio':>11} {'precision':>9} {'recall':>7} {'off supp.':>9} "
+             f"{'train s':>7} {'NFE':>4}  (median over seeds {sorted({r['seed'] for r in rows})})"]
+    groups: dict[tuple, list] = {}
+    for r in rows:
+        groups.setdefault((r["toy"], r["method"]), []).append(r)
+    for (toy, method), rs in groups.items():
+        med = {k: statistics.median(r[k] for r in rs) for k in keys}
+        lines.append(f"{toy:<16} {method:<16} {med['floor_ratio']:>11.2f} {med['precision']:>9.3f} "
+                     f"{med['recall']:>7.3f} {100 * med['off_support']:>8.1f}% {med['seconds']:>7.1f} {med['nfe']:>4.0f}")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=30.0, help="wall-time budget of each peer's training")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--toys", nargs="+", default=sorted(toys.DATASETS), choices=sorted(toys.DATASETS))
+    parser.add_argument("--flow-lr", type=float, default=2e-3)
+    parser.add_argument("--mmd-lr", type=float, default=1e-3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", default=None, help="write every row here")
+    parser.add_argument("--samples", default=None, help="write the first seed's samples (1,500 a method) as .npz")
+    args = parser.parse_args()
+    set_threads(args.threads)
+    rows, arrays = [], {}
+    for seed in args.seeds:
+        for dataset in args.toys:
+            r, kept = run_one(dataset, seed, args.seconds, args.flow_lr, args.mmd_lr)
+            rows += r
+            if seed == args.seeds[0]:
+                arrays.update({f"{dataset}/{m}": a for m, a in kept.items()})
+    print(table(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"seconds": args.seconds, "threads": args.threads, "rows": rows}, f, indent=1)
+    if args.samples:
+        np.savez_compressed(args.samples, **arrays)
+
+
+if __name__ == "__main__":
+    main()
