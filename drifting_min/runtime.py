@@ -2,11 +2,11 @@
 
 torch's default on a CPU is one thread per core, and its threads spin while they wait for one another. On a
 machine where anything else runs (a browser, a test suite, another job), a thread that loses its core holds
-up the others at every operation. Measured on two cores with the default toy (``bench/bench_busy.py``):
-two threads gain about 10% on an idle machine and are 3x slower than one thread beside one busy process,
-7x beside two; one thread stays within 1.5x of its idle time. The toys' tensors (a few hundred rows) are too
-small for more threads to pay, so the package, its commands, the lessons and the tests use one thread unless
-told otherwise:
+up the others at every operation. Measured on two cores with the default toy (``bench/bench_busy.py``, the
+results page): two threads are up to a third faster on an idle machine, 3x slower than one thread beside one
+busy process, and 10x or more when other work runs too; one thread kept its idle time beside one busy process.
+The toys' tensors (a few hundred rows) are too small for more threads to pay much, so the package's commands,
+the lessons, the tests and the site build use one thread unless told otherwise:
 
     set_threads()      # OMP_NUM_THREADS if it is set, else 1
     set_threads(4)     # four threads (e.g. the command's --threads 4)

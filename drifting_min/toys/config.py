@@ -14,7 +14,8 @@ from .data import DATASETS
 
 @dataclass
 class ToyConfig:
-    """Every knob of a toy run. The defaults reach the noise floor on every toy in under 30 s on two cores."""
+    """Every knob of a toy run. The defaults train in about half a minute on a CPU and land within 1-4x of the
+    noise floor, depending on the toy and the seed (docs/results.md)."""
 
     dataset: str = setting("checkerboard", "the toy distribution", choices=DATASETS)
     steps: int = setting(3000, "training steps")
