@@ -38,7 +38,10 @@ def load_exercises(lesson: str, solutions: bool = False) -> types.ModuleType:
     """A fresh copy of the learner's ``lessons/NN/exercises.py`` (or of ``solutions/NN/exercises.py``)."""
     path = exercises_path(lesson, solutions)
     kind = "solutions" if solutions else "exercises"
-    return module_from_source(path.read_text(), f"course_{kind}_{lesson}", str(path))
+    mtime = path.stat().st_mtime
+    module = module_from_source(path.read_text(), f"course_{kind}_{lesson}", str(path))
+    module.__course_source__ = (lesson, solutions, mtime)  # lets check_exercise notice a file saved since
+    return module
 
 
 def load_stubs(lesson: str) -> types.ModuleType:

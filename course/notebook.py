@@ -1,8 +1,10 @@
 """Grading inside a notebook: ``check_exercise(ex, "3.2")`` runs one exercise's graded checks in-process.
 
 It prints one verdict (all checks passed, not implemented yet, or the first failure with the property that
-broke and its hint) and returns True only when every check passed. It never raises, and it does not import
-pytest: a learner sees the grade in the cell below the exercise.
+broke and its hint) and returns a ``Grade``, true only when every check passed. It never raises, and it does
+not import pytest: a learner sees the grade in the cell below the exercise. When ``exercises.py`` was saved
+after ``ex`` was loaded, the saved file is graded (and the verdict says so), so editing the file and re-running
+the check cell is enough.
 """
 
 from __future__ import annotations
@@ -11,7 +13,37 @@ import traceback
 import types
 
 from .checks import CheckFailed
-from .loader import graded_checks, lesson_of_exercise, run_checks
+from .loader import exercises_path, graded_checks, lesson_of_exercise, load_exercises, run_checks
+
+
+class Grade:
+    """The outcome of ``check_exercise``: true when every check passed. The verdict is printed already, so a
+    notebook shows nothing more for it (and a console shows the verdict again)."""
+
+    def __init__(self, passed: bool, message: str):
+        self.passed, self.message = passed, message
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __repr__(self) -> str:
+        return self.message
+
+    def _ipython_display_(self) -> None:
+        pass
+
+
+def _latest(ex: types.ModuleType) -> tuple[types.ModuleType, str]:
+    """``ex``, or a fresh copy of its file when the file was saved after ``ex`` was loaded."""
+    source = getattr(ex, "__course_source__", None)
+    if source is None:
+        return ex, ""
+    lesson, solutions, mtime = source
+    path = exercises_path(lesson, solutions)
+    if not path.exists() or path.stat().st_mtime <= mtime:
+        return ex, ""
+    note = f"(graded {path.name} as saved now; re-run `ex = load_exercises(\"{lesson}\")` so the demos use it too)"
+    return load_exercises(lesson, solutions), note
 
 
 def _hint_of(error: BaseException) -> str:
@@ -62,17 +94,20 @@ def _verdict(ex: types.ModuleType, exercise_id: str) -> tuple[bool, str]:
     return False, f"{head}\n{body}"
 
 
-def check_exercise(ex: types.ModuleType, exercise_id: str) -> bool:
+def check_exercise(ex: types.ModuleType, exercise_id: str) -> Grade:
     """Run exercise ``exercise_id``'s graded checks (e.g. "3.2") against the module ``ex``; print the verdict.
 
-    Returns True when every check passed. Never raises (except on KeyboardInterrupt): a problem in the
-    grading itself is printed as the verdict.
+    Returns a Grade, true when every check passed. Never raises (except on KeyboardInterrupt): a problem in
+    the grading itself is printed as the verdict.
     """
     try:
+        ex, note = _latest(ex)
         passed, message = _verdict(ex, str(exercise_id))
+        if note:
+            message = f"{message}\n{note}"
     except KeyboardInterrupt:
         raise
     except BaseException as error:  # noqa: BLE001 - a notebook cell must never stop on a grading problem
         passed, message = False, f"Exercise {exercise_id}: the checks could not run ({type(error).__name__}: {error})"
     print(message)
-    return passed
+    return Grade(passed, message)
