@@ -50,6 +50,8 @@ def test_readme_site_and_lessons_agree():
     }
     for place, listed in places.items():
         assert listed, f"{place}: no lesson times found (has its table or heading format changed?)"
+        missing = sorted(set(truth) - set(listed))
+        assert not missing, f"{place} gives no time for lesson(s) {missing}, whose lesson.py states one"
         for lesson, minutes in listed.items():
             assert lesson in truth, f"{place} lists a time for lesson {lesson}, whose lesson.py states none"
             assert minutes == truth[lesson], (

@@ -35,7 +35,7 @@
 # 6. read an experiment that compares a pixel-space and a feature-space kernel with a metric neither of them
 #    trains on, and explain the clip inside the released loss and when it hurts.
 #
-# **Time.** About 2 hours: 50 minutes to read and derive, 60 for the five exercises, 10 for the experiments.
+# **Time.** About 120 minutes: 50 to read and derive, 60 for the five exercises, 10 for the experiments.
 #
 # **What right looks like.** Fill in `lessons/06/exercises.py` and run `pytest lessons/06`; each exercise's line in
 # the scoreboard reads `passed` when it is done, and the run ends with `5 of 5 exercises complete`. In the notebook,
