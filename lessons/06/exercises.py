@@ -100,7 +100,9 @@ def normalise_drifts(forces: Sequence[torch.Tensor]) -> torch.Tensor:
     raise NotImplementedError('Exercise 6.4 `normalise_drifts` is not implemented yet. Hint: for each force, rms = sqrt(clamp(mean of its squares over all entries, min=1e-8)); add force / rms; the floor is on the mean square (1e-8), not on the rms')
 
 
-def released_loss(gen: torch.Tensor, pos: torch.Tensor, taus: Sequence[float] = (0.02, 0.05, 0.2), clip: bool = True) -> torch.Tensor:
+def released_loss(
+    gen: torch.Tensor, pos: torch.Tensor, taus: Sequence[float] = (0.02, 0.05, 0.2), clip: bool = True
+) -> torch.Tensor:
     """The released implementation's batch loss, for one feature (no extra negatives, unit weights).
 
     Args:

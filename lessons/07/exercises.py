@@ -42,7 +42,9 @@ def frechet_distance(mu1: torch.Tensor, sigma1: torch.Tensor, mu2: torch.Tensor,
     raise NotImplementedError('Exercise 7.1 `frechet_distance` is not implemented yet. Hint: work in float64; root1 from torch.linalg.eigh(sigma1) with the eigenvalues clamped at 0; M = root1 @ sigma2 @ root1; tr sqrt = eigvalsh(M).clamp_min(0).sqrt().sum(); d^2 = |mu1 - mu2|^2 + tr S1 + tr S2 - 2 tr sqrt')
 
 
-def ema_update(ema: dict[str, torch.Tensor], weights: dict[str, torch.Tensor], step: int, decay: float) -> dict[str, torch.Tensor]:
+def ema_update(
+    ema: dict[str, torch.Tensor], weights: dict[str, torch.Tensor], step: int, decay: float
+) -> dict[str, torch.Tensor]:
     """One update of the exponential moving average of a network's weights, after optimiser step ``step``:
 
         d = min(decay, (1 + step) / (10 + step))

@@ -132,7 +132,9 @@ def normalise_drifts(forces: Sequence[torch.Tensor]) -> torch.Tensor:
     # END SOLUTION
 
 
-def released_loss(gen: torch.Tensor, pos: torch.Tensor, taus: Sequence[float] = (0.02, 0.05, 0.2), clip: bool = True) -> torch.Tensor:
+def released_loss(
+    gen: torch.Tensor, pos: torch.Tensor, taus: Sequence[float] = (0.02, 0.05, 0.2), clip: bool = True
+) -> torch.Tensor:
     """The released implementation's batch loss, for one feature (no extra negatives, unit weights).
 
     Args:

@@ -49,7 +49,9 @@ def frechet_distance(mu1: torch.Tensor, sigma1: torch.Tensor, mu2: torch.Tensor,
     # END SOLUTION
 
 
-def ema_update(ema: dict[str, torch.Tensor], weights: dict[str, torch.Tensor], step: int, decay: float) -> dict[str, torch.Tensor]:
+def ema_update(
+    ema: dict[str, torch.Tensor], weights: dict[str, torch.Tensor], step: int, decay: float
+) -> dict[str, torch.Tensor]:
     """One update of the exponential moving average of a network's weights, after optimiser step ``step``:
 
         d = min(decay, (1 + step) / (10 + step))
