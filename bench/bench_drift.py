@@ -72,10 +72,10 @@ def main():
         y = torch.randn(n, d, generator=gen).to(device)
         targets = torch.cat([x, y])
         w = torch.randn(n, 2 * n, generator=gen).to(device)
-        t_field = timeit(lambda: dm.batch_drift_field(x, y, None, 0.05), device)
-        t_mm = timeit(lambda: (x @ targets.T, w @ targets), device)
+        t_field = timeit(lambda x=x, y=y: dm.batch_drift_field(x, y, None, 0.05), device)
+        t_mm = timeit(lambda x=x, w=w, targets=targets: (x @ targets.T, w @ targets), device)
         flops = 2 * 2 * n * (2 * n) * d
-        t_dist = timeit(lambda: dm.pairwise_distances(x, targets), device)
+        t_dist = timeit(lambda x=x, targets=targets: dm.pairwise_distances(x, targets), device)
         print(f"field N = M = {n}, D = {d}: {t_field * 1e3:.2f} ms (of which distances {t_dist * 1e3:.2f} ms); "
               f"two matmuls of the same shapes {t_mm * 1e3:.2f} ms ({flops / t_mm / 1e9:.1f} GFLOP/s); "
               f"field / matmul floor = {t_field / t_mm:.1f}")

@@ -103,9 +103,12 @@ def cmd_fid(args) -> dict:
     ref_feats = None
     if args.ref_data:
         stats_path = Path(args.ref_stats or Path(args.out or ".") / f"fid_ref_{Path(args.ref_data).name}.npz")
-        images = lambda: load_images(args.ref_data, args.ref_split, cache_dir=stats_path.parent)[0]
-        ref, ref_feats = fid.cached_stats(stats_path, lambda: fid.inception_features(
-            images(), net, batch_size=args.batch, progress=args.progress))
+
+        def ref_features():
+            images = load_images(args.ref_data, args.ref_split, cache_dir=stats_path.parent)[0]
+            return fid.inception_features(images, net, batch_size=args.batch, progress=args.progress)
+
+        ref, ref_feats = fid.cached_stats(stats_path, ref_features)
     else:
         ref = fid.load_stats(args.ref_stats)
     if args.samples:

@@ -141,7 +141,7 @@ def _decode(root: Path, files: list, read) -> tuple[np.ndarray, np.ndarray, list
     classes = sorted({cls for _, cls in files})
     index = {c: i for i, c in enumerate(classes)}
     images = np.empty((len(files), SIZE, SIZE, 3), dtype=np.uint8)
-    for i, (name, cls) in enumerate(files):
+    for i, (name, _) in enumerate(files):
         try:
             with Image.open(io.BytesIO(read(name))) as im:
                 if im.size != (SIZE, SIZE):
