@@ -184,7 +184,9 @@ def pixel_loss_no_clip(gen: torch.Tensor, real: torch.Tensor, taus, encoder=None
 KINDS = {"pixels": pixel_loss, "pixels_no_clip": pixel_loss_no_clip, "features": feature_loss}
 
 
-def train_generator(cfg: DemoConfig, kind: str, encoder: Encoder, steps: int | None = None) -> tuple[ImageGenerator, float]:
+def train_generator(
+    cfg: DemoConfig, kind: str, encoder: Encoder, steps: int | None = None
+) -> tuple[ImageGenerator, float]:
     """Train the image generator with the pixel-space (kind "pixels", or "pixels_no_clip") or feature-space
     ("features") kernel for ``steps`` (default cfg.steps); the same initial weights, noise and real batches for
     all. Returns it and its training seconds."""
@@ -258,7 +260,8 @@ def concentration_table(encoder: Encoder, n: int = 500, seed: int = 7) -> dict:
     per = {"pixels (768)": concentration(images.flatten(1))}
     for key in ("s0.loc", "s1.loc", "s2.loc", "s2.mean", "s1.p2.std"):
         f = feats[key]
-        per[f"{key} ({f.shape[2]})"] = float(np.mean([concentration(f[g]) for g in range(0, f.shape[0], max(1, f.shape[0] // 16))]))
+        groups = range(0, f.shape[0], max(1, f.shape[0] // 16))
+        per[f"{key} ({f.shape[2]})"] = float(np.mean([concentration(f[g]) for g in groups]))
     return {"dims": dims, "gaussian": gaussian, "images": per}
 
 
@@ -313,7 +316,9 @@ def clip_run(clip: bool, steps: int, seed: int, taus, n: int = 256) -> dict:
         opt.step()
     with torch.no_grad():
         samples = net(eval_noise)
-    centres = eight_gaussians(1, 0).new_tensor([[2 * math.cos(k * math.pi / 4), 2 * math.sin(k * math.pi / 4)] for k in range(8)])
+    centres = eight_gaussians(1, 0).new_tensor(
+        [[2 * math.cos(k * math.pi / 4), 2 * math.sin(k * math.pi / 4)] for k in range(8)]
+    )
     near = (torch.cdist(samples, centres) <= 0.15).float().mean(0)
     return {"samples": samples.numpy().astype(np.float32), "history": np.array(history, dtype=np.float64),
             "mode_shares": near.tolist(), "modes_covered": int((near >= 0.05).sum())}
@@ -333,7 +338,8 @@ def run(cfg: DemoConfig, out: Path) -> dict:
     judge = Judge()
     judge_acc = train_classifier(judge, cfg.encoder_steps, data_seed=cfg.seed + 2)
     timings["classifiers"] = time.perf_counter() - t0
-    print(f"classifiers: encoder accuracy {enc_acc:.3f}, judge accuracy {judge_acc:.3f} ({timings['classifiers']:.0f} s)", flush=True)
+    print(f"classifiers: encoder accuracy {enc_acc:.3f}, judge accuracy {judge_acc:.3f} "
+          f"({timings['classifiers']:.0f} s)", flush=True)
 
     real_a, _ = shapes(cfg.n_eval, seed=5_000_000)
     real_b, _ = shapes(cfg.n_eval, seed=6_000_000)
@@ -384,13 +390,17 @@ def load_encoder(path: Path) -> Encoder:
     """The kernel's encoder with the weights cached by ``run`` (frozen, in eval mode)."""
     arrays = np.load(path)
     encoder = Encoder()
-    encoder.load_state_dict({k[len("encoder."):]: torch.from_numpy(arrays[k]) for k in arrays.files if k.startswith("encoder.")})
+    encoder.load_state_dict(
+        {k[len("encoder."):]: torch.from_numpy(arrays[k]) for k in arrays.files if k.startswith("encoder.")}
+    )
     return encoder.eval().requires_grad_(False)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("lessons/06/results.npz"), help="the cache to write (.npz, and .json beside it)")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("lessons/06/results.npz"),
+                        help="the cache to write (.npz, and .json beside it)")
     add_config_options(parser, DemoConfig)
     args = parser.parse_args(argv)
     cfg = config_from_args(DemoConfig, args)

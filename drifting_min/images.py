@@ -48,7 +48,9 @@ def _masks(labels: torch.Tensor, cx, cy, r, angle, period, size: int) -> torch.T
     return out[torch.arange(labels.shape[0]), labels].float()
 
 
-def shapes(n: int, seed: int, size: int = 16, classes: tuple[int, ...] = (0, 1, 2, 3)) -> tuple[torch.Tensor, torch.Tensor]:
+def shapes(
+    n: int, seed: int, size: int = 16, classes: tuple[int, ...] = (0, 1, 2, 3)
+) -> tuple[torch.Tensor, torch.Tensor]:
     """n images (n x 3 x size x size, float32 in [0, 1]) and their class labels (n, int64).
 
     Classes are drawn uniformly from ``classes``.

@@ -53,10 +53,14 @@ def test_lesson_has_at_least_four_exercises_each_graded(lesson):
     assert len(set(ids)) == len(ids), f"an exercise number is used twice in lesson {lesson}: {ids}"
     graded = Counter(check.exercise_id for check in graded_checks(lesson))
     for ex_id in ids:
-        assert graded[ex_id] >= 2, f"exercise {ex_id} has {graded[ex_id]} graded checks; it needs a value and a property check"
+        assert graded[ex_id] >= 2, (
+            f"exercise {ex_id} has {graded[ex_id]} graded checks; it needs a value and a property check"
+        )
     for check in graded_checks(lesson):
         expected = f"test_ex{check.exercise_id.replace('.', '_')}_"
-        assert check.__name__.startswith(expected), f"{check.__name__} should start with {expected} so that -k selects it"
+        assert check.__name__.startswith(expected), (
+            f"{check.__name__} should start with {expected} so that -k selects it"
+        )
 
 
 @pytest.mark.parametrize("lesson", LESSON_IDS)
@@ -65,8 +69,12 @@ def test_stubs_fail_every_check_naming_their_exercise(lesson):
     assert results, f"lesson {lesson} has no graded checks"
     for r in results:
         assert not r.passed, f"{r.check} passes on the untouched stub: it does not test exercise {r.exercise_id}"
-        assert isinstance(r.error, NotImplementedError), f"{r.check} fails on the stub with {r.error!r}, not NotImplementedError"
-        assert f"Exercise {r.exercise_id} " in str(r.error), f"{r.check}'s failure does not name exercise {r.exercise_id}: {r.error}"
+        assert isinstance(r.error, NotImplementedError), (
+            f"{r.check} fails on the stub with {r.error!r}, not NotImplementedError"
+        )
+        assert f"Exercise {r.exercise_id} " in str(r.error), (
+            f"{r.check}'s failure does not name exercise {r.exercise_id}: {r.error}"
+        )
 
 
 @pytest.mark.parametrize("lesson", LESSON_IDS)
@@ -75,7 +83,9 @@ def test_catalogue_covers_every_exercise_three_times(lesson):
     assert not hasattr(catalogue, "missing"), f"lesson {lesson} has no catalogue of mistakes: {catalogue.missing}"
     counts = Counter(m.exercise_id for m in catalogue.MISTAKES)
     for ex_id in _exercise_ids(lesson):
-        assert counts[ex_id] >= 3, f"exercise {ex_id} has {counts[ex_id]} catalogued mistakes; at least three are needed"
+        assert counts[ex_id] >= 3, (
+            f"exercise {ex_id} has {counts[ex_id]} catalogued mistakes; at least three are needed"
+        )
 
 
 @pytest.mark.parametrize(
@@ -88,7 +98,9 @@ def test_mistake_is_caught_by_a_graded_check(lesson, mistake):
     results = run_checks(lesson, module, mistake.exercise_id)
     caught = [r for r in results if not r.passed and isinstance(r.error, AssertionError)]
     crashed = [r for r in results if not r.passed and not isinstance(r.error, AssertionError)]
-    assert not crashed, f"'{mistake.description}' crashes {crashed[0].check} instead of failing it: {crashed[0].error!r}"
+    assert not crashed, (
+        f"'{mistake.description}' crashes {crashed[0].check} instead of failing it: {crashed[0].error!r}"
+    )
     assert caught, f"no graded check of exercise {mistake.exercise_id} catches '{mistake.description}'"
 
 
@@ -102,4 +114,6 @@ def test_solutions_do_not_call_the_reference_they_teach(lesson):
         names = {n.attr for n in ast.walk(node) if isinstance(n, ast.Attribute)}
         names |= {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
         used = names & set(taught.get(check.exercise_id, ()))
-        assert not used, f"solution of exercise {check.exercise_id} calls drifting_min's {sorted(used)}, the reference it teaches"
+        assert not used, (
+            f"solution of exercise {check.exercise_id} calls drifting_min's {sorted(used)}, the reference it teaches"
+        )

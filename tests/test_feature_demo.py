@@ -65,7 +65,9 @@ def test_feature_loss_reaches_the_generator_through_the_encoder():
 
 def test_command_writes_a_small_cache(tmp_path):
     out = tmp_path / "r.npz"
-    feature_demo.main(["--out", str(out), "--steps", "2", "--encoder-steps", "2", "--clip-steps", "2", "--n-eval", "200"])
+    feature_demo.main(
+        ["--out", str(out), "--steps", "2", "--encoder-steps", "2", "--clip-steps", "2", "--n-eval", "200"]
+    )
     arrays = np.load(out)
     assert arrays["samples_features"].dtype == np.uint8 and arrays["samples_features"].shape[1:] == (16, 16, 3)
     summary = json.loads(out.with_suffix(".json").read_text())

@@ -57,7 +57,8 @@ def test_frechet_commuting_covariances_closed_form():
 
 def test_trace_sqrt_of_random_spd_pair_against_two_references():
     rng = np.random.default_rng(2)
-    # 2 x 2: a matrix with positive eigenvalues l1, l2 has tr sqrt(A) = sqrt(l1) + sqrt(l2) = sqrt(tr A + 2 sqrt(det A)).
+    # 2 x 2: a matrix with positive eigenvalues l1, l2 has
+    # tr sqrt(A) = sqrt(l1) + sqrt(l2) = sqrt(tr A + 2 sqrt(det A)).
     s1, s2 = _spd(rng, 2), _spd(rng, 2)
     prod = s1 @ s2
     closed = np.sqrt(np.trace(prod) + 2 * np.sqrt(np.linalg.det(prod)))
@@ -133,7 +134,8 @@ def test_kid_against_closed_form_for_1d_gaussians():
     assert mean == pytest.approx(expected, rel=0.1)  # 20 subsets of 400: about 3% standard error here
     assert 0 < std < expected
     # one subset as large as the sets is the whole-set U-statistic (it does not depend on the order)
-    assert fid.kid(a[:300], b[:300], subsets=1, subset_size=300)[0] == pytest.approx(fid.mmd2_unbiased(a[:300], b[:300]), rel=1e-10)
+    whole = fid.mmd2_unbiased(a[:300], b[:300])
+    assert fid.kid(a[:300], b[:300], subsets=1, subset_size=300)[0] == pytest.approx(whole, rel=1e-10)
     assert fid.kid(a, b, subsets=5, seed=1) == fid.kid(a, b, subsets=5, seed=1), "seeded"
 
 

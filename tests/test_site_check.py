@@ -63,7 +63,8 @@ PAGES = {
     "raw-tex.html": "<p>The loss is</p><p>$$ L = \\frac{1}{N} \\sum_i |V_i|^2 $$</p>",
     "missing-image.html": "<p><img src='no-such-figure.png' alt='gone'></p>",
     "external.html": "<p>x</p><script src='https://cdn.example.invalid/lib.js'></script>",
-    "dead-link.html": "<p><a href='nowhere.html'>missing page</a> <a href='good.html#no-such-anchor'>missing anchor</a></p>",
+    "dead-link.html": "<p><a href='nowhere.html'>missing page</a> "
+                      "<a href='good.html#no-such-anchor'>missing anchor</a></p>",
     "console-error.html": "<p>x</p><script>console.error('something broke');</script>",
 }
 

