@@ -50,6 +50,7 @@ import matplotlib.pyplot as plt
 import torch
 from torch.distributions import MultivariateNormal
 
+import drifting_min as dm  # the kernel fields of lessons 02 to 05, used in section 4 only for the counterexamples
 from course import check_exercise, learner_or_reference, load_exercises
 
 torch.set_default_dtype(torch.float64)  # closed forms are compared to many digits below
@@ -68,10 +69,10 @@ drift_particles = learner_or_reference(ex.drift_particles, ref.drift_particles)
 # ## 1. A generator and the distribution it makes
 #
 # A generator is a function $f_\theta : \mathbb R^{D_\varepsilon} \to \mathbb R^D$ applied to noise
-# $\varepsilon \sim \mathcal N(0, I)$. The law of $x = f_\theta(\varepsilon)$ is written $q_\theta = f_\theta \# \mathcal N(0, I)$,
-# the *pushforward* of the noise. We can draw from $q_\theta$ as often as we like, but we are never given its
-# density: for a neural network $f_\theta$ that density would need the inverse of $f_\theta$ and the determinant
-# of its Jacobian.
+# $\varepsilon \sim \mathcal N(0, I)$. The law of $x = f_\theta(\varepsilon)$ is written
+# $q_\theta = f_\theta \# \mathcal N(0, I)$, the *pushforward* of the noise. We can draw from $q_\theta$ as often
+# as we like, but we are never given its density: for a neural network $f_\theta$ that density would need the
+# inverse of $f_\theta$ and the determinant of its Jacobian.
 #
 # The target $p$ is the data distribution. Its *score* is the gradient of its log-density with respect to the
 # point, $s_p(x) = \nabla_x \log p(x)$, and likewise $s_q(x) = \nabla_x \log q_\theta(x)$. A score never
@@ -93,7 +94,8 @@ drift_particles = learner_or_reference(ex.drift_particles, ref.drift_particles)
 # independent of $\theta$,
 #
 # $$
-# \mathrm{KL}(q_\theta \,\|\, p) = \mathbb E_{\varepsilon}\Big[\log q_\theta\big(f_\theta(\varepsilon)\big) - \log p\big(f_\theta(\varepsilon)\big)\Big].
+# \mathrm{KL}(q_\theta \,\|\, p) = \mathbb E_{\varepsilon}\Big[
+# \log q_\theta\big(f_\theta(\varepsilon)\big) - \log p\big(f_\theta(\varepsilon)\big)\Big].
 # $$
 #
 # The distribution we average over no longer depends on $\theta$, so the gradient can go inside the expectation.
@@ -103,7 +105,8 @@ drift_particles = learner_or_reference(ex.drift_particles, ref.drift_particles)
 #
 # $$
 # \nabla_\theta \mathrm{KL}
-# = \mathbb E_{\varepsilon}\Big[\big(s_q(x) - s_p(x)\big)^{\top} \frac{\partial f_\theta(\varepsilon)}{\partial \theta}\Big]
+# = \mathbb E_{\varepsilon}\Big[\big(s_q(x) - s_p(x)\big)^{\top}
+# \frac{\partial f_\theta(\varepsilon)}{\partial \theta}\Big]
 # + \mathbb E_{x \sim q_\theta}\Big[\frac{\partial}{\partial \theta} \log q_\theta(x)\Big],
 # \qquad x = f_\theta(\varepsilon).
 # $$
@@ -126,7 +129,8 @@ drift_particles = learner_or_reference(ex.drift_particles, ref.drift_particles)
 #
 # $$
 # \boxed{\;\nabla_\theta \mathrm{KL}(q_\theta \,\|\, p)
-# = \mathbb E_{\varepsilon}\Big[\big(s_q(x) - s_p(x)\big)^{\top} \frac{\partial f_\theta(\varepsilon)}{\partial \theta}\Big]
+# = \mathbb E_{\varepsilon}\Big[\big(s_q(x) - s_p(x)\big)^{\top}
+# \frac{\partial f_\theta(\varepsilon)}{\partial \theta}\Big]
 # = -\,\mathbb E_{\varepsilon}\Big[V(x)^{\top} \frac{\partial f_\theta(\varepsilon)}{\partial \theta}\Big],
 # \qquad V = s_p - s_q. \;}
 # $$
@@ -210,8 +214,6 @@ drift_particles = learner_or_reference(ex.drift_particles, ref.drift_particles)
 # measures what it takes to leave one.
 
 # %%
-import drifting_min as dm  # the kernel fields of lessons 02 to 05, used here only for the counterexamples
-
 gen_demo = torch.Generator().manual_seed(4)
 
 
@@ -314,7 +316,8 @@ mean_p, cov_p = torch.tensor([1.0, 0.5]), torch.tensor([[1.0, 0.6], [0.6, 0.8]])
 q, p = MultivariateNormal(mean_q, cov_q), MultivariateNormal(mean_p, cov_p)
 
 exact = float(gaussian_kl(mean_q, cov_q, mean_p, cov_p))
-print(f"closed form     KL(q || p) = {exact:.4f}    KL(p || q) = {float(gaussian_kl(mean_p, cov_p, mean_q, cov_q)):.4f}")
+reverse = float(gaussian_kl(mean_p, cov_p, mean_q, cov_q))
+print(f"closed form     KL(q || p) = {exact:.4f}    KL(p || q) = {reverse:.4f}")
 for n in (100, 1_000, 10_000, 100_000):
     x = mean_q + torch.randn(n, 2, generator=gen) @ torch.linalg.cholesky(cov_q).T
     estimate, stderr = kl_monte_carlo(x, q.log_prob, p.log_prob)
@@ -375,7 +378,8 @@ arrows = draw_field(ax, *field_on_grid(mean_q, cov_q, mean_p, cov_p))
 draw_gaussian(ax, mean_q, cov_q, "tab:red", "q (model)")
 draw_gaussian(ax, mean_p, cov_p, "black", "p (target)")
 fig.colorbar(arrows, ax=ax, label=r"$\log_{10} \|V(x)\|$")
-ax.set(title=r"The field $V = s_p - s_q$ (direction; colour = magnitude)", xlabel="$x_1$", ylabel="$x_2$", aspect="equal")
+ax.set(title=r"The field $V = s_p - s_q$ (direction; colour = magnitude)", xlabel="$x_1$", ylabel="$x_2$",
+       aspect="equal")
 ax.legend(loc="lower right")
 fig.tight_layout()
 plt.show()
@@ -389,7 +393,8 @@ plt.show()
 # $\partial x_a / \partial L_{bc} = [a = b]\,\varepsilon_c$, so with $g_i = s_q(x_i) - s_p(x_i) = -V(x_i)$,
 #
 # $$
-# \nabla_\mu \mathrm{KL} \approx \frac1N \sum_i g_i, \qquad \nabla_L \mathrm{KL} \approx \frac1N \sum_i g_i\,\varepsilon_i^\top .
+# \nabla_\mu \mathrm{KL} \approx \frac1N \sum_i g_i, \qquad
+# \nabla_L \mathrm{KL} \approx \frac1N \sum_i g_i\,\varepsilon_i^\top .
 # $$
 #
 # Return both. The checks compare them with autograd of the closed-form KL of exercise 1.2 (exactly, on noise whose
@@ -480,8 +485,8 @@ plt.show()
 # %% [markdown]
 # Now the KL along the run, two ways: the closed form of exercise 1.2 for each fitted $q_t$, and a Monte Carlo
 # estimate from 2,000 fresh samples of $q_t$ (exercise 1.3). On the right, the rate at which the KL falls,
-# $-(\mathrm{KL}_{t+1} - \mathrm{KL}_t)/\eta$, against the Fisher divergence $\mathbb E_{q_t}\lVert V_t\rVert^2$ measured
-# on the particles: section 3 says they are equal for an infinitely small step.
+# $-(\mathrm{KL}_{t+1} - \mathrm{KL}_t)/\eta$, against the Fisher divergence $\mathbb E_{q_t}\lVert V_t\rVert^2$
+# measured on the particles: section 3 says they are equal for an infinitely small step.
 
 # %%
 steps = torch.arange(n_steps + 1)

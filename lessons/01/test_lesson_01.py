@@ -386,7 +386,8 @@ def test_ex1_4_average_is_minus_the_kl_gradient_in_the_mean(ex):
     check_close(
         -got.mean(dim=0),
         grad_mean,
-        prop="shifting every sample of q by the same vector: E_q[-V] is the gradient of KL(q || p) with respect to mu_q",
+        prop="shifting every sample of q by the same vector: E_q[-V] is the gradient of KL(q || p) "
+             "with respect to mu_q",
         rtol=1e-8,
         atol=1e-10,
         hint="V = s_p - s_q at full scale (not halved, not doubled)",

@@ -50,7 +50,6 @@
 import math
 
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 
 import drifting_min as dm
@@ -247,7 +246,8 @@ plt.show()
 #
 # **Bayes gives the posterior over the data points.** Given a noisy $x$, which $y_j$ did it come from?
 #
-# $$P(J = j \mid x) = \frac{\tfrac{1}{M}\mathcal{N}(x;\, y_j, \tau^2 I)}{\sum_l \tfrac{1}{M}\mathcal{N}(x;\, y_l, \tau^2 I)}
+# $$P(J = j \mid x) = \frac{\tfrac{1}{M}\mathcal{N}(x;\, y_j, \tau^2 I)}
+#   {\sum_l \tfrac{1}{M}\mathcal{N}(x;\, y_l, \tau^2 I)}
 #   = \frac{e^{-\|x - y_j\|^2/(2\tau^2)}}{\sum_l e^{-\|x - y_l\|^2/(2\tau^2)}} = \tilde k(x, y_j).$$
 #
 # The prior $1/M$ and the Gaussian's normaliser are the same for every $j$ and cancel: the softmax weights of
@@ -360,9 +360,9 @@ plt.show()
 # which point $x$ came from. The open circles average the *true* clean $y$ of the simulated samples in each bin of
 # $x$; they fall on the $\tau = 0.4$ curve, which was computed from the formula alone: Tweedie's formula, checked
 # by simulation. (c) Eight noisy samples (middle row), each drawn from a data point of the top row (the dotted
-# lines join it to its origin), and their Tweedie estimates (bottom row): a noisy point near one $y_j$ is pulled back onto it; one halfway
-# between two data points lands in between, because the posterior hedges. The estimate is the best guess in mean
-# square, not a sample: it can lie where no data point is.
+# lines join it to its origin), and their Tweedie estimates (bottom row): a noisy point near one $y_j$ is pulled back
+# onto it; one halfway between two data points lands in between, because the posterior hedges. The estimate is the best
+# guess in mean square, not a sample: it can lie where no data point is.
 #
 # ## 5. The Laplace kernel, briefly
 #

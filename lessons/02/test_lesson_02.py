@@ -15,7 +15,6 @@ import drifting_min as dm
 from course import call_unchanged, check_close, check_dtype, check_tensor, check_true, draw, exercise
 from course.checks import FINITE_HINT
 
-
 # Float32 checks compare with drifting_min in float64 on the same float32 inputs: float32 keeps about seven
 # digits, so these tolerances are looser than float64's (1e-5 relative) by a factor of ten.
 F32_RTOL, F32_ATOL = 1e-4, 1e-4
@@ -112,7 +111,8 @@ def test_ex2_2_matches_reference(ex):
     for tau in (0.3, 1.7):
         got = ex.kde_log_density(x, data, tau)
         check_tensor(got, (8,), name=f"kde_log_density(x, data, tau={tau})", hint="one log-density per query")
-        check_close(got, dm.kde_log_density(x, data, tau), prop=f"log p_tau(x) of the normalised Gaussian KDE (tau={tau})",
+        check_close(got, dm.kde_log_density(x, data, tau),
+                    prop=f"log p_tau(x) of the normalised Gaussian KDE (tau={tau})",
                     hint="logsumexp of -|x - y|^2 / (2 tau^2) over the data, minus log M, minus (D/2) log(2 pi tau^2)")
 
 
@@ -202,7 +202,8 @@ def test_ex2_3_single_point_and_weights_sum_to_one(ex):
     (shift,) = draw(24, (1, 2), scale=3.0)
     s = ex.kde_score(x1, data, tau)
     s_moved = ex.kde_score(x1 + shift, data + shift, tau)
-    check_close(s_moved, s, prop="translating x and the data together keeps the score (the weights of a query sum to one)",
+    check_close(s_moved, s,
+                prop="translating x and the data together keeps the score (the weights of a query sum to one)",
                 hint="normalise the kernel weights over the data points for each query (softmax over dim=1)")
 
 
@@ -277,7 +278,8 @@ def test_ex2_4_between_min_and_max_in_1d(ex):
         got = ex.tweedie_denoise(x, data, tau)
         check_tensor(got, (41, 1), name=f"tweedie_denoise on a 1-D grid (tau={tau})")
         inside = bool(((got >= data.min() - 1e-9) & (got <= data.max() + 1e-9)).all())
-        check_true(inside, prop=f"convex hull: every E[y | x] lies between the smallest and largest data point (tau={tau})",
+        check_true(inside,
+                   prop=f"convex hull: every E[y | x] lies between the smallest and largest data point (tau={tau})",
                    detail=f"data in [{float(data.min())}, {float(data.max())}], got values in "
                           f"[{float(got.min()):.4g}, {float(got.max()):.4g}]",
                    hint="the posterior mean is a weighted mean of the data with weights that are >= 0 and sum to one")

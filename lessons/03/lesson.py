@@ -49,8 +49,6 @@
 # of the logits $\log k(x, y_j)$ over $j$.
 
 # %%
-import math
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
@@ -259,9 +257,9 @@ check_exercise(ex, "3.3")
 #
 # ### Exercise 3.4: `drift_field_joint(x, y_pos, y_neg, tau, kernel="gaussian")`
 #
-# Compute the double sum as written: the two normalised kernels ($N \times M$ and $N \times K$), the $M \times K \times D$
-# tensor of differences $y^+_j - y^-_k$, and one `torch.einsum`. The checks compare with the two-mean-shift form,
-# check that one positive and one negative give $V = y^+ - y^-$ at every query, and anti-symmetry.
+# Compute the double sum as written: the two normalised kernels ($N \times M$ and $N \times K$), the
+# $M \times K \times D$ tensor of differences $y^+_j - y^-_k$, and one `torch.einsum`. The checks compare with the
+# two-mean-shift form, check that one positive and one negative give $V = y^+ - y^-$ at every query, and anti-symmetry.
 # Run `pytest lessons/03 -k ex3_4`.
 
 # %%
@@ -321,7 +319,8 @@ plt.show()
 # For the Gaussian kernel $K(r) = \tau^2 \kappa(r)$, so $\rho = \tau^2$ and we are back at section 1. For the
 # Laplace kernel, integrating by parts, $K(r) = \tau (r + \tau)\, e^{-r/\tau}$, and
 #
-# $$\rho_p(x) = \frac{\sum_j \tau (r_j + \tau)\, e^{-r_j/\tau}}{\sum_j e^{-r_j/\tau}} = \tau\,\big(\tau + \bar r_p(x)\big),
+# $$\rho_p(x) = \frac{\sum_j \tau (r_j + \tau)\, e^{-r_j/\tau}}{\sum_j e^{-r_j/\tau}}
+#   = \tau\,\big(\tau + \bar r_p(x)\big),
 #   \qquad \bar r_p(x) = \sum_j \tilde k(x, y_j)\, r_j,$$
 #
 # the kernel-weighted mean distance from $x$ to the data. So the Laplace mean shift is a score with a step size that
@@ -406,7 +405,7 @@ print("queries are the negatives (masked), y+ = x:  max |V| =",
 # $l_{ij} = \log k(x_i, y_j)$ ($-\|x_i - y_j\|/\tau$ for the Laplace kernel), with $l_{ii} = -\infty$ in the
 # negative block when the queries are their own negatives. Then
 #
-# $$A = \sqrt{\operatorname{softmax}_j(l) \odot \operatorname{softmax}_i(l)}, \qquad A^- = A_{:, :K},\; A^+ = A_{:, K:},$$
+# $$A = \sqrt{\operatorname{softmax}_j(l) \odot \operatorname{softmax}_i(l)}, \qquad A^- = A_{:,:K},\; A^+ = A_{:,K:},$$
 #
 # $$W^+ = A^+ \odot \operatorname{rowsum}(A^-), \qquad W^- = A^- \odot \operatorname{rowsum}(A^+), \qquad
 #   V = W^+ y^+ - W^- y^- .$$
@@ -461,7 +460,8 @@ s_p = dm.kernel_matrix(xb, yb, tau_b, "laplace").sum(1, keepdim=True)
 s_q = dm.kernel_matrix(xb, yn, tau_b, "laplace").sum(1, keepdim=True)
 targets_only = dm.batch_drift_field(xb, yb, yn, tau_b, "laplace", normalisation="targets")
 scaled_population = s_p * s_q / (s_p + s_q) ** 2 * dm.drift_field(xb, yb, yn, tau_b, "laplace")
-print("max |targets-only batch field - scaled population field| =", float((targets_only - scaled_population).abs().max()))
+print("max |targets-only batch field - scaled population field| =",
+      float((targets_only - scaled_population).abs().max()))
 
 fig, axes = plt.subplots(1, 4, figsize=(17, 4.4))
 panels = [(soft_row, "softmax over targets (rows)"), (soft_col, "softmax over queries (columns)"),

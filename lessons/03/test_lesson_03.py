@@ -431,7 +431,8 @@ def test_ex3_6_self_mask_is_exact(ex):
     x, y_pos = draw(21, (2, 2), (3, 2))
     pair = ex.batch_drift_field(x, y_pos, None, 0.5, "laplace")
     check_close(pair, dm.batch_drift_field(x, y_pos, None, 0.5, "laplace"),
-                prop="two queries: each one's only negative is the other", hint="mask the diagonal of the negative block")
+                prop="two queries: each one's only negative is the other",
+                hint="mask the diagonal of the negative block")
 
 
 @exercise("3.6", "batch_drift_field")

@@ -136,7 +136,7 @@ print(f"max |grad + 2V/N| = {(x.grad + 2 * v / 6).abs().max().item():.2e}  (0 up
 # samples are also the negatives of every other sample. Forget the stop-gradient and the loss is still, in value,
 # $\frac1N\sum_i \|V(x_i)\|^2$, but autograd now differentiates it *through* $V$:
 #
-# $$\frac{\partial}{\partial x_k}\, \frac1N \sum_i \|V_i\|^2 = \frac{2}{N} \sum_{i} \Big(\frac{\partial V_i}{\partial x_k}\Big)^{\!\top} V_i .$$
+# $$\frac{\partial}{\partial x_k}\, \frac1N \sum_i \|V_i\|^2 = \frac{2}{N} \sum_{i} \Big(\frac{\partial V_i}{\partial x_k}\Big)^{\!\top} V_i .$$ <!-- # noqa: E501 -->
 #
 # (If the target were written $x_i + V_i$ without the stop-gradient, $x_i - (x_i + V_i) = -V_i$ and the direct
 # term cancels: only this through-$V$ term is left.) Three things change.
@@ -330,7 +330,7 @@ particles = Particles(0.3 * torch.randn(256, 2))
 step = 0.01  # how far the normalised field moves a sample per update: SGD with lr = step * N / 2
 optimizer = torch.optim.SGD(particles.parameters(), lr=step * 256 / 2)
 losses, raws, ed = [], [], []
-for k in range(150):
+for _ in range(150):
     loss_value, raw = generator_step(particles, optimizer, None, y_batch, taus)
     losses.append(loss_value)
     raws.append(raw)
@@ -354,9 +354,9 @@ plt.show()
 # %% [markdown]
 # **What the figure shows.** Left: the loss starts near 15, falls to about 1 around step 80, just as the particles
 # land on the blobs (the three temperatures then disagree on a direction, so their normalised fields partly
-# cancel), and climbs back to nearly its starting value while the particles sit on the data. It stays below $T^2 D = 18$ and says nothing about
-# the distance to the data. Right: the energy distance falls by three orders of magnitude and the raw energies
-# of the two larger temperatures by more than two; those are the curves that show progress. (The smallest
+# cancel), and climbs back to nearly its starting value while the particles sit on the data. It stays below $T^2 D = 18$
+# and says nothing about the distance to the data. Right: the energy distance falls by three orders of magnitude and the
+# raw energies of the two larger temperatures by more than two; those are the curves that show progress. (The smallest
 # temperature's raw field is tiny throughout: far from the data its kernel weights are all alike, which is why it
 # cannot be used alone.) The zig-zag after step 85 comes from the constant step: the normalised field never
 # shrinks, so the particles hop back and forth around the data by about one step; training uses a decaying

@@ -176,11 +176,11 @@ for name, r in image_ratios.items():
 
 # %% [markdown]
 # Gaussian data follow the argument above: the ratio is 0.06 in 2 dimensions, above 0.9 from 512 on. The shapes'
-# pixels sit far below the Gaussian curve at $D = 768$ (about 0.55, where Gaussian data give above 0.9): 768 correlated numbers carry far
-# fewer independent directions. The encoder's features are less concentrated still (about 0.2 to 0.35) although
-# they have 16 to 64 dimensions: an encoder trained to tell the shapes apart puts images with something in common
-# near each other, which is what a kernel needs. A ratio of 0.5 is not hopeless on its own; section 7 shows what it
-# costs a generator.
+# pixels sit far below the Gaussian curve at $D = 768$ (about 0.55, where Gaussian data give above 0.9): 768 correlated
+# numbers carry far fewer independent directions. The encoder's features are less concentrated still (about 0.2 to 0.35)
+# although they have 16 to 64 dimensions: an encoder trained to tell the shapes apart puts images with something in
+# common near each other, which is what a kernel needs. A ratio of 0.5 is not hopeless on its own; section 7 shows what
+# it costs a generator.
 #
 # ## 3. Multi-scale features of a frozen encoder
 #
@@ -274,7 +274,8 @@ for name, temp in (("tau = R sqrt(C)", 0.05 * math.sqrt(c)), ("tau = R C (wrong)
     w = torch.softmax(-dist / temp, dim=2)
     eff = (-(w * w.clamp_min(1e-300).log()).sum(2)).exp().mean()
     print(f"{name:<18} effective number of targets {float(eff):6.1f} of {dist.shape[2] - 1}")
-print(f"scale s = {float(s):.3f}; mean distance after rescaling = {float(torch.cdist(g_s, torch.cat([g_s, p_s], 1)).mean()):.3f}"
+mean_distance = float(torch.cdist(g_s, torch.cat([g_s, p_s], 1)).mean())
+print(f"scale s = {float(s):.3f}; mean distance after rescaling = {mean_distance:.3f}"
       f" (sqrt(C) = {math.sqrt(c):.3f})")
 
 # %% [markdown]
@@ -321,7 +322,8 @@ raw = [dm.batch_drift_field(x_g, y_g, None, r * float(s_g)) for r in (0.02, 0.05
 total = normalise_drifts([v[None] for v in raw])
 for r, v in zip((0.02, 0.05, 0.2), raw):
     print(f"R = {r:<5} raw RMS {float(v.square().mean().sqrt()):.3e}")
-print(f"normalised and summed: RMS {float(total.square().mean().sqrt()):.3f} (at most 3, when the three agree in direction)")
+print(f"normalised and summed: RMS {float(total.square().mean().sqrt()):.3f} "
+      "(at most 3, when the three agree in direction)")
 
 # %% [markdown]
 # Here the three raw forces happen to be of similar size, and the normalisation changes little but the units. It
@@ -341,9 +343,9 @@ print(f"normalised and summed: RMS {float(total.square().mean().sqrt()):.3f} (at
 #    times the weight of any target within a few scales: the course's $-\infty$ self-mask, up to that factor;
 # 3. for each $R$: logits $\ell = -\tilde d / R$, the double softmax of lesson 03 with a **clip**,
 #    $A = \sqrt{\max(\mathrm{softmax}_j(\ell)\,\mathrm{softmax}_i(\ell),\ 10^{-6})}$, split into $A^-$ (the first $N$
-#    columns) and $A^+$, cross-weighted $W^+ = A^+ \cdot \mathrm{rowsum}(A^-)$, $W^- = A^- \cdot \mathrm{rowsum}(A^+)$, and
-#    $F_R = W^+ \tilde t^+ - W^- \tilde t^- - (\mathrm{rowsum}\,W^+ - \mathrm{rowsum}\,W^-)\,\tilde x$ (the last term is
-#    zero: both row sums equal $\mathrm{rowsum}A^+ \cdot \mathrm{rowsum}A^-$);
+#    columns) and $A^+$, cross-weighted $W^+ = A^+ \cdot \mathrm{rowsum}(A^-)$, $W^- = A^- \cdot \mathrm{rowsum}(A^+)$,
+#    and $F_R = W^+ \tilde t^+ - W^- \tilde t^- - (\mathrm{rowsum}\,W^+ - \mathrm{rowsum}\,W^-)\,\tilde x$ (the last
+#    term is zero: both row sums equal $\mathrm{rowsum}A^+ \cdot \mathrm{rowsum}A^-$);
 # 4. $F = \sum_R F_R / \mathrm{rms}(F_R)$ with the floor (section 5); the goal $\tilde x + F$ is a constant;
 # 5. $L = \frac{1}{G N D}\sum_{g,i,d} \big(x_{gid}/(s/\sqrt D) - \mathrm{goal}_{gid}\big)^2$.
 #
@@ -409,7 +411,8 @@ print("raw mean square force per temperature (what to log):", [f"{v:.3g}" for v 
 q = RESULTS["quality"]
 print(f"kernel's encoder accuracy {RESULTS['encoder_accuracy']:.3f}; judge accuracy {RESULTS['judge_accuracy']:.3f} "
       f"(held-out images); torch {RESULTS['torch']}\n")
-print(f"{'samples':<22} {'FD (judge)':>10} {'confidence':>10} {'steps':>6} {'seconds':>8}   class shares ({', '.join(images.CLASSES)})")
+print(f"{'samples':<22} {'FD (judge)':>10} {'confidence':>10} {'steps':>6} {'seconds':>8}   "
+      f"class shares ({', '.join(images.CLASSES)})")
 rows = (("real", "real (second set)"), ("pixels", "pixel-space kernel"), ("pixels_no_clip", "pixels, no clip"),
         ("pixels_no_clip_long", "pixels, no clip, 3x"), ("features", "feature-space kernel"))
 for key, name in rows:
@@ -420,8 +423,9 @@ for key, name in rows:
 
 # %%
 fig, axes = plt.subplots(1, 5, figsize=(20, 4.6))
-panels = {"samples_real": "real images", "samples_pixels": "pixel-space kernel", "samples_pixels_no_clip": "pixels, no clip",
-          "samples_pixels_no_clip_long": "pixels, no clip, 3x steps", "samples_features": "feature-space kernel"}
+panels = {"samples_real": "real images", "samples_pixels": "pixel-space kernel",
+          "samples_pixels_no_clip": "pixels, no clip", "samples_pixels_no_clip_long": "pixels, no clip, 3x steps",
+          "samples_features": "feature-space kernel"}
 for ax, (key, title) in zip(axes, panels.items()):
     ax.imshow(images.grid(torch.from_numpy(CACHE[key]), 8, 8))
     ax.set(title=title, xticks=[], yticks=[])
@@ -429,18 +433,18 @@ show(fig)
 
 # %% [markdown]
 # **What the table shows** (800 steps each but the 3x row; one run per kernel and one seed, so a difference of a few
-# FD points would be noise, and the ones that matter here are much larger). With the released loss on raw pixels every sample is the same flat grey: the mean image.
-# That is not only concentration. The generator starts with every output near 0.5, a collapsed start close to the
-# data's mean, and the clip of section 8 then pulls every sample to that mean; the judge calls them all one class
-# with low confidence, and the FD is the worst of the table. Without the clip the pixel kernel does move: colourful
-# blurry blobs with gradients like the backgrounds, no shapes, about half the FD. The feature-space kernel (raw
-# pixels plus the encoder's features, clip on) is the only one that draws shapes: solid blobs with edges, which the
-# judge reads with the confidence it has on real images (0.79 against 0.78), and the lowest FD by a factor of two.
-# It is far from the data all the same (the floor is 0.1): one colour of shape dominates, the triangles and squares
-# are rough, stripes are nearly missing. That is as far as 800 CPU steps of a small generator got here; lesson 07
-# trains for longer on a GPU. A feature step costs about three times a pixel step here (the encoder's forward and backward pass and
-# 21 feature calls). Given about the same time, three times the steps (2,400), the pixel kernel without the clip
-# barely moves (FD 135 against 137): its blobs do not turn into shapes with more training.
+# FD points would be noise, and the ones that matter here are much larger). With the released loss on raw pixels every
+# sample is the same flat grey: the mean image. That is not only concentration. The generator starts with every output
+# near 0.5, a collapsed start close to the data's mean, and the clip of section 8 then pulls every sample to that mean;
+# the judge calls them all one class with low confidence, and the FD is the worst of the table. Without the clip the
+# pixel kernel does move: colourful blurry blobs with gradients like the backgrounds, no shapes, about half the FD. The
+# feature-space kernel (raw pixels plus the encoder's features, clip on) is the only one that draws shapes: solid blobs
+# with edges, which the judge reads with the confidence it has on real images (0.79 against 0.78), and the lowest FD by
+# a factor of two. It is far from the data all the same (the floor is 0.1): one colour of shape dominates, the triangles
+# and squares are rough, stripes are nearly missing. That is as far as 800 CPU steps of a small generator got here;
+# lesson 07 trains for longer on a GPU. A feature step costs about three times a pixel step here (the encoder's forward
+# and backward pass and 21 feature calls). Given about the same time, three times the steps (2,400), the pixel kernel
+# without the clip barely moves (FD 135 against 137): its blobs do not turn into shapes with more training.
 #
 # ## 8. The clip, and when it hurts
 #

@@ -27,7 +27,7 @@ def _rotation(seed: int, d: int) -> torch.Tensor:
     return q
 
 
-# ------------------------------------------------------------------------------------------------ 6.1 concentration_ratio
+# ---------------------------------------------------------------------------------------------- 6.1 concentration_ratio
 
 
 def _concentration64(x: torch.Tensor) -> torch.Tensor:
@@ -107,14 +107,17 @@ def test_ex6_2_layout_and_flat_patches(ex):
     fmap = fmap[None].repeat(2, 1, 1, 1) + torch.tensor([0.0, 1000.0], dtype=torch.float64)[:, None, None, None]
     mean, _ = ex.patch_stats(fmap, 2)
     expected = torch.tensor([5.5, 7.5, 25.5, 27.5], dtype=torch.float64)  # patches (0,0), (0,1), (1,0), (1,1)
-    expected = expected[:, None, None] + 100 * torch.arange(2.0, dtype=torch.float64) + torch.tensor([0.0, 1000.0], dtype=torch.float64)[:, None]
+    expected = (expected[:, None, None] + 100 * torch.arange(2.0, dtype=torch.float64)
+                + torch.tensor([0.0, 1000.0], dtype=torch.float64)[:, None])
     check_close(mean, expected, rtol=1e-12,
-                prop="group g = a (W/p) + b is the patch of rows a p.., columns b p..; dims are [group, sample, channel]",
+                prop="group g = a (W/p) + b is the patch of rows a p.., columns b p..; "
+                     "dims are [group, sample, channel]",
                 hint="patches are contiguous p x p blocks in row-major order (not every p-th pixel, not column-major)")
     flat = torch.full((2, 3, 4, 4), 0.7, dtype=torch.float64, requires_grad=True)
     m, s = ex.patch_stats(flat, 2)
     check_close(s, torch.full_like(s, 1e-3), rtol=1e-9,
-                prop="a flat patch has std sqrt(0 + 1e-6) = 1e-3", hint="add 1e-6 to the variance inside the square root")
+                prop="a flat patch has std sqrt(0 + 1e-6) = 1e-3",
+                hint="add 1e-6 to the variance inside the square root")
     (grad,) = torch.autograd.grad(s.sum() + m.sum(), flat)
     check_true(bool(torch.isfinite(grad).all()), "the gradient through a flat patch's std is finite",
                "got NaN or Inf", hint="sqrt(var) has an infinite derivative at 0: that is what the 1e-6 is for")
@@ -275,7 +278,8 @@ def test_ex6_5_one_temperature_gives_one_and_scale_free(ex):
     one = ex.released_loss(gen, pos, (0.05,), True)
     check_close(one, torch.tensor(1.0, dtype=torch.float64), rtol=1e-9,
                 prop="with one temperature the loss is exactly 1 (the normalised force has unit mean square)",
-                hint="the loss is the mean (over groups, samples AND dims) of (x / s - goal)^2 = the normalised force squared")
+                hint="the loss is the mean (over groups, samples AND dims) of (x / s - goal)^2 "
+                     "= the normalised force squared")
     base = ex.released_loss(gen, pos, (0.02, 0.2), False)
     scaled = ex.released_loss(7 * gen + 1, 7 * pos + 1, (0.02, 0.2), False)
     check_close(scaled, base, rtol=1e-8, prop="the loss does not change when features are scaled by 7 and shifted",
@@ -293,7 +297,8 @@ def test_ex6_5_float32_small_tau_and_graph(ex):
     got = ex.released_loss(gen32, pos32, (0.02,), False)
     check_true(got.dtype == torch.float32, "float32 features give a float32 loss", f"got {got.dtype}")
     check_tensor(got, (), name="the float32 loss at tau = 0.02",
-                 hint="exp / sum underflows at tau = 0.02 (0 / 0 for a far positive): use log_softmax for both softmaxes")
+                 hint="exp / sum underflows at tau = 0.02 (0 / 0 for a far positive): "
+                      "use log_softmax for both softmaxes")
     got.backward()
     check_true(pos32.grad is None or float(pos32.grad.abs().max()) == 0.0,
                "no gradient reaches the positives (they are constants)",

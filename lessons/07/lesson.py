@@ -105,11 +105,11 @@ def show(fig):
 # ```
 #
 # `fid --out RUN` also appends its result to the run's log, so FID measured at several points of a run shows
-# up in `plot` as a curve. `--help` on each sub-command lists every option. `--data` also takes a local `cifar-10-python.tar.gz`, or a
-# folder or `.zip` of images with one subfolder per class (a corrupt archive, a wrong md5, an empty folder or
-# images of another size stop with a message that says which). `--conditional` trains a class-conditional
-# generator instead of the unconditional one. `--device cpu` and a tiny configuration run anywhere (the tests
-# do exactly that); a real run wants one GPU.
+# up in `plot` as a curve. `--help` on each sub-command lists every option. `--data` also takes a local
+# `cifar-10-python.tar.gz`, or a folder or `.zip` of images with one subfolder per class (a corrupt archive, a wrong
+# md5, an empty folder or images of another size stop with a message that says which). `--conditional` trains a
+# class-conditional generator instead of the unconditional one. `--device cpu` and a tiny configuration run anywhere
+# (the tests do exactly that); a real run wants one GPU.
 #
 # A run folder holds `config.json` (the settings), `encoder.pt` (the trained encoder and its test accuracy),
 # `ckpt.pt` (everything needed to resume), `ema.pt` (the EMA weights alone, small enough to copy around),

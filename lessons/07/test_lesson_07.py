@@ -38,7 +38,8 @@ def test_ex7_1_matches_reference(ex):
     s1, s2 = _spd(1, 12), _spd(2, 12)
     got = ex.frechet_distance(mu1, s1, mu2, s2)
     check_tensor(got, (), name="frechet_distance(mu1, S1, mu2, S2)", hint="return a 0-dimensional tensor")
-    expected = fid.frechet_distance(fid.FeatureStats(mu1.numpy(), s1.numpy(), 2), fid.FeatureStats(mu2.numpy(), s2.numpy(), 2))
+    expected = fid.frechet_distance(fid.FeatureStats(mu1.numpy(), s1.numpy(), 2),
+                                    fid.FeatureStats(mu2.numpy(), s2.numpy(), 2))
     check_close(got, torch.tensor(expected, dtype=torch.float64), rtol=1e-8,
                 prop="d^2 = |mu1 - mu2|^2 + tr S1 + tr S2 - 2 tr sqrt(S1^1/2 S2 S1^1/2) on a random SPD pair",
                 hint="tr sqrt(S1 S2) is not tr(sqrt(S1) sqrt(S2)) unless the two commute: take the eigenvalues "
@@ -52,7 +53,8 @@ def test_ex7_1_diagonal_closed_form(ex):
     d2 = torch.tensor([1.5, 0.2, 2.0, 0.4, 1.0, 0.7], dtype=torch.float64)
     got = ex.frechet_distance(mu1, torch.diag(d1), mu2, torch.diag(d2))
     expected = (mu1 - mu2).square().sum() + (d1.sqrt() - d2.sqrt()).square().sum()
-    check_close(got, expected, rtol=1e-10, prop="diagonal covariances: d^2 = |mu1 - mu2|^2 + sum_i (sqrt a_i - sqrt b_i)^2",
+    check_close(got, expected, rtol=1e-10,
+                prop="diagonal covariances: d^2 = |mu1 - mu2|^2 + sum_i (sqrt a_i - sqrt b_i)^2",
                 hint="the mean term is the squared norm |mu1 - mu2|^2; the trace term carries a factor 2")
 
 
@@ -105,7 +107,8 @@ def test_ex7_2_matches_formula_and_trainer(ex):
         for k in ema:
             check_tensor(got[k], tuple(ema[k].shape), name=f"ema_update(...)[{k!r}]")
             check_close(got[k], d * ema[k] + (1 - d) * weights[k], rtol=1e-12,
-                        prop=f"ema <- d ema + (1 - d) w with d = min(decay, (1 + s)/(10 + s)) (step {step}, decay {decay})",
+                        prop=f"ema <- d ema + (1 - d) w with d = min(decay, (1 + s)/(10 + s)) "
+                             f"(step {step}, decay {decay})",
                         hint="d multiplies the old average and 1 - d the new weights")
     # the trainer's in-place version on a module agrees
     net, avg = torch.nn.Linear(4, 3).double(), torch.nn.Linear(4, 3).double()
@@ -160,7 +163,8 @@ def test_ex7_3_matches_trainer_stream(ex):
                      hint="a batch larger than an epoch spans several epochs")
         check_true(got.dtype == torch.long, "indices are a LongTensor", f"got {got.dtype}")
         expected = data.stream_indices(n, 5, step * batch, batch)
-        check_true(torch.equal(got, expected), "positions s*batch .. s*batch + batch - 1 of the stream of epoch permutations",
+        check_true(torch.equal(got, expected),
+                   "positions s*batch .. s*batch + batch - 1 of the stream of epoch permutations",
                    f"n={n}, step={step}, batch={batch}: expected {expected.tolist()}, got {got.tolist()}",
                    hint="position p is epoch_permutation(n, seed, p // n)[p % n]: a batch that crosses the end of an "
                         "epoch continues in the next epoch's permutation")
@@ -194,7 +198,7 @@ def test_ex7_3_resume_gives_the_same_batches(ex):
                "another seed gives another order", hint="pass the seed to epoch_permutation")
 
 
-# ------------------------------------------------------------------------------------------------ 7.4 batch_feature_loss
+# ----------------------------------------------------------------------------------------------- 7.4 batch_feature_loss
 
 
 def _setup(seed: int = 0, dtype=torch.float64, n_gen: int = 6, n_real: int = 8):
@@ -253,7 +257,8 @@ def test_ex7_4_raw_feature_float32_and_real_order(ex):
     check_close(with_raw - without, raw_alone, rtol=1e-4, atol=1e-5,
                 prop="raw=True adds exactly the released loss of the raw pixels (one group)",
                 hint="the raw feature is images.flatten(1)[None]: one group of B samples (float32: looser tolerance)")
-    shuffled = ex.batch_feature_loss(enc, gen, real[torch.randperm(len(real), generator=torch.Generator().manual_seed(0))])
+    order = torch.randperm(len(real), generator=torch.Generator().manual_seed(0))
+    shuffled = ex.batch_feature_loss(enc, gen, real[order])
     check_close(shuffled, with_raw, rtol=1e-4,
                 prop="the order of the real images does not matter (float32: looser tolerance)",
                 hint="features of the same images must land in the same groups, sample axis second")
