@@ -136,7 +136,10 @@ print(f"max |grad + 2V/N| = {(x.grad + 2 * v / 6).abs().max().item():.2e}  (0 up
 # samples are also the negatives of every other sample. Forget the stop-gradient and the loss is still, in value,
 # $\frac1N\sum_i \|V(x_i)\|^2$, but autograd now differentiates it *through* $V$:
 #
-# $$\frac{\partial}{\partial x_k}\, \frac1N \sum_i \|V_i\|^2 = \frac{2}{N} \sum_{i} \Big(\frac{\partial V_i}{\partial x_k}\Big)^{\!\top} V_i .$$ <!-- # noqa: E501 -->
+# $$
+# \frac{\partial}{\partial x_k}\, \frac1N \sum_i \|V_i\|^2
+# = \frac{2}{N} \sum_{i} \Big(\frac{\partial V_i}{\partial x_k}\Big)^{\!\top} V_i .
+# $$
 #
 # (If the target were written $x_i + V_i$ without the stop-gradient, $x_i - (x_i + V_i) = -V_i$ and the direct
 # term cancels: only this through-$V$ term is left.) Three things change.
