@@ -113,6 +113,22 @@ def check_close(
     _fail(prop, detail, hint)
 
 
+def check_float32(
+    got, expected, shape: tuple, *, name: str, prop: str, rtol: float, atol: float, hint: str = ""
+) -> None:
+    """A result computed from float32 inputs: float32 itself, finite, and within ``rtol`` / ``atol`` of the
+    float64 ``expected`` (each lesson states why its tolerance is what it is). ``hint`` is shown when a value is
+    NaN or Inf (default: FINITE_HINT)."""
+    finite_hint = hint or FINITE_HINT
+    check_dtype(got, torch.float32, name=name,
+                hint="build every intermediate from the inputs (same dtype as x: torch.zeros_like(x), "
+                "dtype=x.dtype); no .double() or dtype=torch.float64")
+    check_tensor(got, shape, name=name, finite_hint=finite_hint)
+    check_close(got, expected, rtol=rtol, atol=atol, prop=prop, finite_hint=finite_hint,
+                hint="float32 results must match float64 to float32 accuracy: if the float64 checks pass, look for "
+                "a step that loses precision (a cast to half, or a sum of large terms that cancel)")
+
+
 def check_true(condition: bool, prop: str, detail: str = "", hint: str = "") -> None:
     """A property that must hold; ``prop`` says which one, ``detail`` shows the numbers."""
     if not bool(condition):

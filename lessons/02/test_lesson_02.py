@@ -7,13 +7,13 @@ closed form / autograd computed here in float64.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
 
 import drifting_min as dm
-from course import call_unchanged, check_close, check_dtype, check_tensor, check_true, draw, exercise
-from course.checks import FINITE_HINT
+from course import call_unchanged, check_close, check_tensor, check_true, checks, draw, exercise
 
 # Float32 checks compare with drifting_min in float64 on the same float32 inputs: float32 keeps about seven
 # digits, so these tolerances are looser than float64's (1e-5 relative) by a factor of ten.
@@ -25,14 +25,7 @@ def float32_case(seed: int, *shapes):
     return [t.float() for t in draw(seed, *shapes)]
 
 
-def check_float32(got, expected, shape, *, name: str, prop: str, hint: str = ""):
-    check_dtype(got, torch.float32, name=name,
-                hint="build every intermediate from the inputs (same dtype as x); no .double() or dtype=torch.float64")
-    check_tensor(got, shape, name=name, finite_hint=hint or FINITE_HINT)
-    check_close(got, expected, rtol=F32_RTOL, atol=F32_ATOL, prop=prop, finite_hint=hint or FINITE_HINT,
-                hint="float32 results must match float64 to float32 accuracy: if the float64 checks pass, look for "
-                "a step that loses precision (a cast to half, or a sum of large terms that cancel)")
-
+check_float32 = functools.partial(checks.check_float32, rtol=F32_RTOL, atol=F32_ATOL)
 
 def random_rotation(dim: int, seed: int) -> torch.Tensor:
     """A random orthogonal D x D matrix (the Q of a QR decomposition of a Gaussian matrix)."""

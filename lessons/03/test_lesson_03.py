@@ -7,6 +7,7 @@ float64 with drifting_min, with autograd, or with a closed form.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -15,16 +16,15 @@ import drifting_min as dm
 from course import (
     call_unchanged,
     check_close,
-    check_dtype,
     check_no_graph,
     check_tensor,
     check_true,
+    checks,
     draw,
     exercise,
     generator,
     randn,
 )
-from course.checks import FINITE_HINT
 
 KERNELS = ("gaussian", "laplace")
 
@@ -47,15 +47,7 @@ def far_float32(seed: int, *shapes, offset: float = 3.0):
     return [p.float() for p in out]
 
 
-def check_float32(got, expected, shape, *, name: str, prop: str, hint: str = ""):
-    """A float32 result: float32 dtype, finite, and within F32_RTOL / F32_ATOL of the float64 ``expected``."""
-    check_dtype(got, torch.float32, name=name,
-                hint="build every intermediate from the inputs (torch.zeros_like(x), dtype=x.dtype), never .double()")
-    check_tensor(got, shape, name=name, finite_hint=hint or FINITE_HINT)
-    check_close(got, expected, rtol=F32_RTOL, atol=F32_ATOL, prop=prop, finite_hint=hint or FINITE_HINT,
-                hint="float32 results must match float64 to float32 accuracy: if the float64 checks pass, look for "
-                "a step that loses precision (a cast to half, or a sum of large terms that cancel)")
-
+check_float32 = functools.partial(checks.check_float32, rtol=F32_RTOL, atol=F32_ATOL)
 
 SOFTMAX_HINT = ("the property that broke is stability in float32 at a small temperature; a NaN here usually "
                 "means exp(logits) / sum(exp(logits)) underflowed to 0 / 0: torch.softmax (or log_softmax) "

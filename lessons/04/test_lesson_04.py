@@ -8,11 +8,22 @@ particles reaching the data, the zero field only when the two halves are balance
 from __future__ import annotations
 
 import copy
+import functools
 
 import torch
 
 import drifting_min as dm
-from course import call_unchanged, check_close, check_dtype, check_tensor, check_true, exercise, generator, randn
+from course import (
+    call_unchanged,
+    check_close,
+    check_dtype,
+    check_tensor,
+    check_true,
+    checks,
+    exercise,
+    generator,
+    randn,
+)
 
 F64 = torch.float64
 
@@ -56,14 +67,7 @@ def ring_float32(seed: int, n: int = 6, radius: float = 3.0, out: float = 2.2):
     return x.float(), y.float()
 
 
-def check_float32(got, expected, shape, *, name: str, prop: str, hint: str = STABLE_HINT):
-    check_dtype(got, torch.float32, name=name,
-                hint="build every intermediate from the inputs (torch.zeros_like(x)); no .double() or float64")
-    check_tensor(got, shape, name=name, finite_hint=hint)
-    check_close(got, expected, rtol=F32_RTOL, atol=F32_ATOL, prop=prop, finite_hint=hint,
-                hint="float32 results must match float64 to float32 accuracy: if the float64 checks pass, look "
-                "for a step that loses precision")
-
+check_float32 = functools.partial(checks.check_float32, rtol=F32_RTOL, atol=F32_ATOL, hint=STABLE_HINT)
 
 def energy_distance(x: torch.Tensor, y: torch.Tensor) -> float:
     """2 E|x - y| - E|x - x'| - E|y - y'|: zero exactly when the two samples have the same distribution."""
