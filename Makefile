@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(PY) -m drifting_min.toys --dataset checkerboard --out outputs/demo
 
 test: $(STAMP)
+	$(VENV)/bin/ruff check .
 	$(PY) -m course.generate --check
 	$(PY) -m pytest -q tests
 	$(PY) -m pytest -q lessons --solutions
