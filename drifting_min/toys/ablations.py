@@ -44,6 +44,9 @@ ABLATIONS: list[tuple[str, str, str, dict]] = [
     ("batch size", "N = M = 128", "checkerboard", {"batch_gen": 128, "batch_data": 128}),
     ("batch size", "N = M = 256 (default)", "checkerboard", {}),
     ("batch size", "N = M = 512", "checkerboard", {"batch_gen": 512, "batch_data": 512}),
+    ("generator", "3 hidden layers of 256 (default)", "rings", {}),
+    ("generator", "5 hidden layers of 128", "rings", {"depth": 5, "hidden": 128}),
+    ("generator", "5 hidden layers of 128", "eight_gaussians", {"depth": 5, "hidden": 128}),
 ]
 
 
