@@ -393,7 +393,7 @@ draw_group("generator")
 # **What can go wrong.** A generator that reaches `floor_ratio` 1 on one seed can score 2 on another: a
 # single energy distance between two sets of 4,000 samples is itself noisy (fresh data scatters between
 # about 0.6 and 1.6 of the floor). Compare runs with the same seeds, and look at the samples. Look at more than one
-# number, too: section 8 shows a run whose `floor_ratio` reads about 2 while its rings are a blurred disk.
+# number, too: section 8 shows runs whose `floor_ratio` reads 2 to 3 while their rings are a blurred disk.
 #
 # ## 8. One step against many: drifting beside its peers
 #
