@@ -415,10 +415,10 @@ draw_group("generator")
 # with the roles swapped: how much of the data the samples cover) and the **share off the support** (by rule:
 # a light cell of the checkerboard, farther than three standard deviations from every Gaussian, farther than
 # 0.15 from every ring or curve). The results are cached in `lessons/05/peers.json` (the table) and
-# `lessons/05/peers.npz` (1,500 samples of each method on each toy), written by
+# `lessons/05/peers.npz` (1,500 samples of each method on each toy, seed 0), written by
 #
 # ```
-# python bench/bench_toy_peers.py --seconds 30 --seeds 0 --json lessons/05/peers.json --samples lessons/05/peers.npz
+# python bench/bench_toy_peers.py --seconds 30 --seeds 0 1 2 --json lessons/05/peers.json --samples lessons/05/peers.npz
 # ```
 
 # %%
@@ -480,25 +480,26 @@ for blur in (0.0, 0.1, 0.2):
 #   mean, so one step lands every sample near the centre (recall near 0). Four steps are still tens of times
 #   the floor. With 100 steps it is sharp: sharper than drifting on the checkerboard, the eight Gaussians and
 #   the swiss roll, by precision and the share off the support (on the moons drifting was the sharper, and on
-#   the rings both drew a disk in this run, where a busy machine left the flow 4,000 steps). Its sharpness is
-#   bought with 100 network evaluations a sample, and it is a property of the *integration*: many small steps
-#   can bend noise into thin, separate components that no single smooth step can.
+#   the rings both drew a disk in these runs, on a busy machine that left every method fewer steps). Its
+#   sharpness is bought with 100 network evaluations a sample, and it is a property of the *integration*: many
+#   small steps can bend noise into thin, separate components that no single smooth step can.
 # * **One-step drifting sits between them**, at one network evaluation: far better than the flow at 1 or 4
-#   steps, and comparable with the 100-step flow on `floor_ratio` (1.8-3.9 times the floor against 1.9-2.6 on
-#   this run), with more samples off the support on three toys of five. It beats the MMD generator, its
-#   closest classical relative, on four toys of five (on the rings both drew the same disk; the MMD generator's
-#   learning rate was not tuned here, and it took fewer steps in the time): the MMD gradient is one global
-#   discrepancy whose pull on a sample fades with the sample's distance to the batch, while the drift field is
-#   normalised temperature by temperature, so every scale keeps pulling.
+#   steps, and comparable with the 100-step flow on `floor_ratio` (medians 0.55-3.7 times the floor against
+#   1.2-2.2: better on the moons, worse on the checkerboard and the eight Gaussians), with more samples off the
+#   support on four toys of five. It beats the MMD generator, its closest classical relative, on four toys of
+#   five (on the rings both drew the same disk; the MMD generator's learning rate was not tuned here, and it
+#   took fewer steps in the time): the MMD gradient is one global discrepancy whose pull on a sample fades with
+#   the sample's distance to the batch, while the drift field is normalised temperature by temperature, so
+#   every scale keeps pulling.
 # * **Where one step loses: the gaps.** A one-step generator is one continuous map from a Gaussian to the
 #   plane. To put mass on separate squares, modes or rings it must tear the noise apart, and a smooth MLP can
 #   only make steep transitions, not jumps: the noise that falls in a transition lands between components. On
 #   the rings, with three nested components, the default MLP of three hidden layers never makes those
 #   transitions steep enough in 30 s and draws a blurred disk; the drift field itself points most of the stray
-#   samples at the nearest ring (section 6, "The generator"), it is the generator that cannot follow. None of the field's knobs
-#   (smaller temperatures, a larger data batch, raw instead of normalised temperatures) changed that; a deeper
-#   generator did, on one seed of three (section 6, "The generator"). A flow composes 100 small maps, and there
-#   lies the gap: the depth a one-step generator needs it must learn in one network, in the same 30 s.
+#   samples at the nearest ring, it is the generator that cannot follow. None of the field's knobs (smaller
+#   temperatures, a larger data batch, raw instead of normalised temperatures) changed that; a deeper generator
+#   did, on one seed of three (section 6, "The generator"). A flow composes 100 small maps, and there lies the
+#   gap: the depth a one-step generator needs it must learn in one network, in the same 30 s.
 #
 # **Next.** In two dimensions, distances mean something and a kernel on raw coordinates works. Lesson 06
 # asks what happens to images, where they concentrate, and why the kernel needs the features of an encoder:
