@@ -38,18 +38,21 @@
 # property that broke and a hint.
 
 # %%
+import itertools
 import json
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 
 from course import check_exercise, learner_or_reference, load_exercises
 from course.loader import LESSONS
-from drifting_min import toys
+from drifting_min import (
+    multi_temperature_drift,  # for the raw field sizes printed under section 3's run
+    toys,
+)
 from drifting_min.toys import metrics
-from drifting_min.toys.plots import draw_field
 
 torch.set_num_threads(1)  # the site builds on one core; the timings below are for one core
 ex = load_exercises("05")
@@ -86,9 +89,11 @@ show(fig)
 # progress. We need a number computed from samples alone. For two sets $a$ ($N \times D$) and $b$
 # ($M \times D$) the **energy distance** is
 #
-# $$E(a, b) = \frac{2}{NM}\sum_{i,j}\lVert a_i - b_j\rVert - \frac{1}{N^2}\sum_{i,i'}\lVert a_i - a_{i'}\rVert - \frac{1}{M^2}\sum_{j,j'}\lVert b_j - b_{j'}\rVert ,$$
+# $$E(a, b) = \frac{2}{NM}\sum_{i,j}\lVert a_i - b_j\rVert - \frac{1}{N^2}\sum_{i,i'}\lVert a_i - a_{i'}\rVert
+# - \frac{1}{M^2}\sum_{j,j'}\lVert b_j - b_{j'}\rVert ,$$
 #
-# the form of lesson 04. The population version, $2\,\mathbb{E}\lVert A - B\rVert - \mathbb{E}\lVert A - A'\rVert - \mathbb{E}\lVert B - B'\rVert$,
+# the form of lesson 04. The population version,
+# $2\,\mathbb{E}\lVert A - B\rVert - \mathbb{E}\lVert A - A'\rVert - \mathbb{E}\lVert B - B'\rVert$,
 # is zero exactly when the two distributions are equal (Székely and Rizzo). Step by step:
 #
 # 1. the distances are *plain*, not squared: with squared distances the three terms cancel to
@@ -171,7 +176,8 @@ train_step = learner_or_reference(ex.train_step, ref.train_step)
 cfg = toys.ToyConfig(dataset="two_moons", steps=1000, batch_gen=128, batch_data=128, lr=4e-3, seed=0)
 generator = toys.make_generator(cfg)
 opt = torch.optim.Adam(generator.parameters(), lr=cfg.lr)
-noise_gen, frame_noise = torch.Generator().manual_seed(7), torch.randn(600, cfg.noise_dim, generator=torch.Generator().manual_seed(11))
+noise_gen = torch.Generator().manual_seed(7)
+frame_noise = torch.randn(600, cfg.noise_dim, generator=torch.Generator().manual_seed(11))
 frames, losses, start = [], [], time.perf_counter()
 for step in range(cfg.steps + 1):
     if step in (0, 30, 100, 300, 1000):
@@ -182,7 +188,8 @@ for step in range(cfg.steps + 1):
     for group in opt.param_groups:
         group["lr"] = toys.learning_rate(step, cfg)
     y_pos = toys.sample_data(cfg.dataset, cfg.batch_data, seed=step)
-    losses.append(train_step(generator, opt, torch.randn(cfg.batch_gen, cfg.noise_dim, generator=noise_gen), y_pos, cfg))
+    noise = torch.randn(cfg.batch_gen, cfg.noise_dim, generator=noise_gen)
+    losses.append(train_step(generator, opt, noise, y_pos, cfg))
 seconds = time.perf_counter() - start
 result = metrics.quality(generator.sample, cfg.dataset)
 print(f"{cfg.steps} steps in {seconds:.1f} s; floor_ratio = {result['floor_ratio']:.2f}")
@@ -194,7 +201,8 @@ print(f"{cfg.steps} steps in {seconds:.1f} s; floor_ratio = {result['floor_ratio
 # *queries* would couple the grid points to each other, so the picture uses the population form for each
 # temperature, then the same per-temperature normalisation as training:
 #
-# $$V_\tau(g) = \sum_j \tilde k(g, y^+_j)(y^+_j - g) - \sum_j \tilde k(g, x_j)(x_j - g), \qquad V(g) = \sum_\tau \frac{V_\tau(g)}{\mathrm{rms}_{\text{grid}}(V_\tau)} .$$
+# $$V_\tau(g) = \sum_j \tilde k(g, y^+_j)(y^+_j - g) - \sum_j \tilde k(g, x_j)(x_j - g),$$
+# $$V(g) = \sum_\tau \frac{V_\tau(g)}{\mathrm{rms}_{\text{grid}}(V_\tau)} .$$
 #
 # ### Exercise 5.3: `field_on_grid(samples, data, taus, kernel, lim, n) -> (points, V)`
 #
@@ -210,7 +218,6 @@ check_exercise(ex, "5.3")
 # Training as it happens: samples (orange) over the data (grey), and the field (blue) at each snapshot.
 
 # %%
-from drifting_min import multi_temperature_drift  # for the raw field sizes printed under the figure
 
 field_fn = learner_or_reference(ex.field_on_grid, ref.field_on_grid)
 moons = toys.sample_data("two_moons", 600, seed=1)
@@ -236,16 +243,16 @@ show(fig)
 
 # %% [markdown]
 # At step 0 every sample sits near the origin and the arrows point out towards the data. The samples
-# spread, then fill the moons; by the end the arrows no longer share a direction: they are local corrections
-# that change from place to place. Their *length* cannot show the field shrinking: in every snapshot each
-# temperature's field is rescaled to unit root mean square over the grid, so the arrows have about the same
-# overall size in every panel, however strong or weak the field is. The raw sizes are printed under the figure, at the
-# samples and before normalisation: from step 30 to the end they fall, by a factor of about 3 at the smallest
-# temperature and about 30 at the largest. At step 0 they are smallest of all: the data are far away compared with
-# the other samples, so the positives get tiny weights and, through the cross-weighting, so does the whole field
-# (the reason each temperature is normalised). The raw size is therefore no progress measure either; nor would a field that vanished at every sample prove $q = p$ (lesson 01, section 4). The loss
-# barely moves: each temperature's field is rescaled to unit mean square, so $L$ stays near $(\#\tau)$ times a
-# constant. Progress is what the metric and the pictures show.
+# spread, then fill the moons; by the end the arrows no longer share a direction: they are local corrections that
+# change from place to place. Their *length* cannot show the field shrinking: in every snapshot each temperature's
+# field is rescaled to unit root mean square over the grid, so the arrows have about the same overall size in every
+# panel, however strong or weak the field is. The raw sizes are printed under the figure, at the samples and before
+# normalisation: from step 30 to the end they fall, by a factor of about 3 at the smallest temperature and about 30 at
+# the largest. At step 0 they are smallest of all: the data are far away compared with the other samples, so the
+# positives get tiny weights and, through the cross-weighting, so does the whole field (the reason each temperature is
+# normalised). The raw size is therefore no progress measure either; nor would a field that vanished at every sample
+# prove $q = p$ (lesson 01, section 4). The loss barely moves: each temperature's field is rescaled to unit mean
+# square, so $L$ stays near $(\#\tau)$ times a constant. Progress is what the metric and the pictures show.
 #
 # ## 5. Does the generator cover every mode?
 #
@@ -351,17 +358,17 @@ for group in ("anti-symmetry", "collapsed start", "batch size"):
 #
 # **A collapsed start.** Every sample starts on one mode of the eight Gaussians, $(2, 0)$. Samples that
 # coincided exactly would push each other nowhere, and at an exact mode of $p_\tau$ the whole field would vanish
-# (lesson 01, section 4). These start almost coincident (a spread of about $2\cdot10^{-5}$: the generator's last
-# layer is shrunk, not zeroed), so the raw field is small, with a root mean square of order $10^{-4}$ to $10^{-3}$
-# across the three temperatures. The per-temperature normalisation rescales each to unit size; the repulsion
-# between nearby samples then spreads them, and the largest temperature reaches along the circle. In 3,000 steps
-# the samples spread around the whole circle and cover about half of the modes, with mass still strung between
-# them (the table's ratio and mode count say how far it got); it keeps improving with more steps. With the published demo's single raw temperature
-# 0.05 and no normalisation, the field at a sample 1.5 units from the next mode is vanishingly small and the
-# samples never leave the mode they started on. Moving mass between modes 1.5 apart at these temperatures is
-# slow in the default run too: its mode shares end between about 0.11 and 0.14 instead of 0.125. The larger
-# defect there is shape, though: about a quarter of the samples are left between the modes
-# (`python bench/diagnose_toy_masses.py` measures both; the [results page](../../docs/results.md) has the numbers).
+# (lesson 01, section 4). These start almost coincident (a spread of about $2\cdot10^{-5}$: the generator's last layer
+# is shrunk, not zeroed), so the raw field is small, with a root mean square of order $10^{-4}$ to $10^{-3}$ across
+# the three temperatures. The per-temperature normalisation rescales each to unit size; the repulsion between nearby
+# samples then spreads them, and the largest temperature reaches along the circle. In 3,000 steps the samples spread
+# around the whole circle and cover about half of the modes, with mass still strung between them (the table's ratio
+# and mode count say how far it got); it keeps improving with more steps. With the published demo's single raw
+# temperature 0.05 and no normalisation, the field at a sample 1.5 units from the next mode is vanishingly small and
+# the samples never leave the mode they started on. Moving mass between modes 1.5 apart at these temperatures is slow
+# in the default run too: its mode shares end between about 0.11 and 0.14 instead of 0.125. The larger defect there is
+# shape, though: about a quarter of the samples are left between the modes (`python bench/diagnose_toy_masses.py`
+# measures both; the [results page](../../docs/results.md) has the numbers).
 #
 # **Batch size.** The field is an estimate from $N$ generated and $M$ data samples; with few of them it is
 # noisy and biased (the softmax over 32 targets is a poor average). The paper saw the same on ImageNet:
@@ -372,16 +379,16 @@ draw_group("generator")
 
 # %% [markdown]
 # **The generator.** Every sample comes from one smooth map $f(\epsilon)$ of Gaussian noise. To put mass on three
-# separate rings, $f$ has to tear the noise apart, and an MLP can only approximate a tear by a steep transition:
-# the noise that falls inside a transition lands in the gap between two rings. With the default three hidden
-# layers of 256 the rings come out as one blurred disk, yet the field is not to blame: at the end of training,
-# its radial part points 76-85% of the samples that lie off the rings toward the nearest ring (chance is half). Depth buys steepness (each SiLU layer can sharpen what the layer below
-# made): five hidden layers of 128, with fewer weights and a little less time a step, drew the rings on seed 0
-# (precision 0.84 instead of 0.57, 16% off the rings instead of 45%). It is not the default because it did not
-# hold up: on seeds 1 and 2 the rings stayed mostly a disk (precision 0.63 and 0.68), and the eight Gaussians
-# got worse (4.5, 17 and 15 times the floor on seeds 0, 1, 2, against 2.6, 8.0 and 1.5 for the default): a
-# deeper generator is harder to train in 3,000 steps. The [results page](../../docs/results.md) has the
-# measurements.
+# separate rings, $f$ has to tear the noise apart, and an MLP can only approximate a tear by a steep transition: the
+# noise that falls inside a transition lands in the gap between two rings. With the default three hidden layers of 256
+# the rings come out as one blurred disk, yet the field is not to blame: at the end of training, its radial part
+# points 76-85% of the samples that lie off the rings toward the nearest ring (chance is half). Depth buys steepness
+# (each SiLU layer can sharpen what the layer below made): five hidden layers of 128, with fewer weights and a little
+# less time a step, drew the rings on seed 0 (precision 0.84 instead of 0.57, 16% off the rings instead of 45%). It is
+# not the default because it did not hold up: on seeds 1 and 2 the rings stayed mostly a disk (precision 0.63 and
+# 0.68), and the eight Gaussians got worse (4.5, 17 and 15 times the floor on seeds 0, 1, 2, against 2.6, 8.0 and 1.5
+# for the default): a deeper generator is harder to train in 3,000 steps. The [results page](../../docs/results.md)
+# has the measurements.
 #
 # ## 7. The command, and the numbers of the defaults
 #
@@ -422,10 +429,6 @@ draw_group("generator")
 # ```
 
 # %%
-import itertools
-
-import numpy as np
-
 METHODS = ["drifting", "MMD generator", "flow, 1 Euler", "flow, 4 Euler", "flow, 100 Euler", "data itself"]
 
 peers = json.loads((HERE / "peers.json").read_text())
