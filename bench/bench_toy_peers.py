@@ -31,9 +31,9 @@ import numpy as np
 import torch
 
 from drifting_min import toys
+from drifting_min.loss import drift_regression_loss
 from drifting_min.runtime import set_threads
 from drifting_min.toys import metrics
-from drifting_min.loss import drift_regression_loss
 from drifting_min.toys.model import Generator, make_generator
 from drifting_min.toys.training import toy_drift_field
 
@@ -160,7 +160,8 @@ def table(rows: list[dict]) -> str:
     for (toy, method), rs in groups.items():
         med = {k: statistics.median(r[k] for r in rs) for k in keys}
         lines.append(f"{toy:<16} {method:<16} {med['floor_ratio']:>11.2f} {med['precision']:>9.3f} "
-                     f"{med['recall']:>7.3f} {100 * med['off_support']:>8.1f}% {med['seconds']:>7.1f} {med['steps']:>6.0f} {med['nfe']:>4.0f}")
+                     f"{med['recall']:>7.3f} {100 * med['off_support']:>8.1f}% {med['seconds']:>7.1f} "
+                     f"{med['steps']:>6.0f} {med['nfe']:>4.0f}")
     return "\n".join(lines)
 
 

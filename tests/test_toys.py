@@ -51,7 +51,8 @@ def test_energy_distance_is_a_squared_mmd_on_random_sets(seed):
     """E equals the squared MMD with the kernel k(u, v) = |u| + |v| - |u - v| (float64 double loop), is symmetric,
     and does not change when both sets move together."""
     rng = torch.Generator().manual_seed(seed)
-    a, b = torch.randn(9, 3, generator=rng, dtype=torch.float64), 2 * torch.randn(6, 3, generator=rng, dtype=torch.float64)
+    a = torch.randn(9, 3, generator=rng, dtype=torch.float64)
+    b = 2 * torch.randn(6, 3, generator=rng, dtype=torch.float64)
 
     def k(u, v):
         return float(u.norm() + v.norm() - (u - v).norm())
@@ -103,7 +104,8 @@ def test_protocol_is_sensitive_on_the_checkerboard():
     outliers[:400] = 8 * torch.rand(400, 2, generator=gen) - 4.0
     ratio = metrics.quality(outliers, "checkerboard")["floor_ratio"]
     assert ratio >= 3.0, f"10% outliers: floor_ratio {ratio:.2f} < 3"
-    assert metrics.quality(blurred, "checkerboard")["floor_ratio"] > metrics.quality(clean, "checkerboard")["floor_ratio"]
+    ratio_clean = metrics.quality(clean, "checkerboard")["floor_ratio"]
+    assert metrics.quality(blurred, "checkerboard")["floor_ratio"] > ratio_clean
 
 
 def test_precision_recall_closed_cases():
@@ -121,13 +123,15 @@ def test_precision_recall_closed_cases():
 @pytest.mark.parametrize("seed", [0, 1])
 def test_precision_recall_match_a_double_loop(seed):
     rng = torch.Generator().manual_seed(seed)
-    g, d = torch.randn(40, 2, generator=rng, dtype=torch.float64), 1.3 * torch.randn(50, 2, generator=rng, dtype=torch.float64)
+    g = torch.randn(40, 2, generator=rng, dtype=torch.float64)
+    d = 1.3 * torch.randn(50, 2, generator=rng, dtype=torch.float64)
 
     def kth_other(a, i, k=metrics.KNN_K):
         return sorted(float((a[i] - a[j]).norm()) for j in range(len(a)) if j != i)[k - 1]
 
     def inside(q, s):
-        return sum(any(float((q[i] - s[j]).norm()) <= kth_other(s, j) for j in range(len(s))) for i in range(len(q))) / len(q)
+        hits = [any(float((q[i] - s[j]).norm()) <= kth_other(s, j) for j in range(len(s))) for i in range(len(q))]
+        return sum(hits) / len(q)
 
     assert metrics.precision_recall(g, d) == pytest.approx((inside(g, d), inside(d, g)), abs=1e-12)
 
@@ -251,7 +255,8 @@ def test_command_options_are_the_config_fields():
     want = toys.ToyConfig("rings", 7, 8, 9, (0.1, 0.3), "gaussian", "targets", False, True, 0.01, 0.001, 4, 5, 1,
                           "collapsed", (1.0, -1.0), 3, 0.9)
     assert cfg == want
-    assert {f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) == getattr(toys.ToyConfig(), f.name)} == set()
+    default = toys.ToyConfig()
+    assert {f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) == getattr(default, f.name)} == set()
 
 
 # The toys' modules, each importing only those before it (plots: only the command imports it, and only lazily).

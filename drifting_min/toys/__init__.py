@@ -5,7 +5,8 @@ Imports run one way, each module using only those above it:
     data        the toy distributions, seeded samplers (``sample_data``, ``DATASETS``)
     config      ``ToyConfig``, every knob of a run (the command's options are made from it)
     model       the MLP ``Generator``, x = f(eps)
-    metrics     the protocol (``quality``): energy distance over its noise floor, kNN precision and recall, share off the support
+    metrics     the protocol (``quality``): energy distance over its noise floor, kNN precision and recall,
+                share off the support
     training    the field at the generated samples, one step, the loop (``train``)
     field       the drift field on a grid, for quiver plots
     ablations   the lesson-05 ablation table

@@ -18,8 +18,8 @@ noise floor. The protocol (``quality``):
 * headline: ``floor_ratio`` = E(generated, data) / floor. About 1 is as good as data itself.
 
 The energy distance is one number for the whole plane, and a blur spread thinly over it costs little: the
-three rings blurred by N(0, 0.2^2), which look like one filled disk, score about 2 times the floor. So the protocol also reports where the samples
-are, with the same 4,000 generated against 4,000 fresh data samples:
+three rings blurred by N(0, 0.2^2), which look like one filled disk, score about 2 times the floor. So the
+protocol also reports where the samples are, with the same 4,000 generated against 4,000 fresh data samples:
 
 * ``precision`` and ``recall`` (Kynkaanniemi et al. 2019, k = 5). Each sample of a set gets a ball whose radius
   is the distance to its 5th nearest neighbour in that same set; the union of the balls is the set's estimated
@@ -38,9 +38,8 @@ centre, and a mode is *covered* when at least 5% of the samples are near it.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-
 import math
+from collections.abc import Callable
 
 import torch
 
