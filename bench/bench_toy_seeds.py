@@ -27,7 +27,8 @@ import json, sys, torch
 from drifting_min import toys
 torch.set_num_threads(int(sys.argv[3]))
 run = toys.train(toys.ToyConfig(dataset=sys.argv[1], seed=int(sys.argv[2])), progress=False)
-print(json.dumps({"floor_ratio": run.metrics["floor_ratio"], "modes": run.metrics.get("modes_covered"), "s": run.seconds}))
+print(json.dumps({"floor_ratio": run.metrics["floor_ratio"], "modes": run.metrics.get("modes_covered"),
+                  "s": run.seconds}))
 """
 
 
@@ -68,7 +69,8 @@ def main():
         modes = [r["modes"] for r in rows if r["modes"] is not None]
         extra = f"   modes covered {min(modes)}-{max(modes)}/8" if modes else ""
         print(f"{dataset:<16} {statistics.median(ratios):7.2f} {min(ratios):6.2f} {max(ratios):6.2f}  "
-              f"{sum(r <= 1.5 for r in ratios):>3}/{len(ratios):<3}  {statistics.median(r['s'] for r in rows):16.1f}{extra}")
+              f"{sum(r <= 1.5 for r in ratios):>3}/{len(ratios):<3}  "
+              f"{statistics.median(r['s'] for r in rows):16.1f}{extra}")
     for dataset, seed, r in results:
         print(json.dumps({"dataset": dataset, "seed": seed, **r}))
 

@@ -17,7 +17,6 @@ from course import call_unchanged, check_close, check_dtype, check_tensor, check
 from drifting_min import toys
 from drifting_min.toys import metrics
 
-
 # A tiny, fast configuration for the training checks. Each check works on its own copy (tiny()), so that a
 # function that changes its config in place cannot leak into the reference runs or into later checks.
 TINY = toys.ToyConfig(dataset="eight_gaussians", steps=100, batch_gen=64, batch_data=64, hidden=32, depth=2, seed=3)
@@ -63,7 +62,8 @@ def test_ex5_1_nonnegative_symmetric_invariant(ex):
     check_true(float(e) >= 0, "E(a, b) >= 0 for any two sets", f"got {float(e):.4g}",
                hint="with the diagonal included and the cross term doubled, E is never negative")
     check_close(ex.energy_distance(b, a), e, prop="E(a, b) = E(b, a)")
-    shift, rot = torch.tensor([3.0, -1.0], dtype=torch.float64), torch.tensor([[0.6, -0.8], [0.8, 0.6]], dtype=torch.float64)
+    shift = torch.tensor([3.0, -1.0], dtype=torch.float64)
+    rot = torch.tensor([[0.6, -0.8], [0.8, 0.6]], dtype=torch.float64)
     check_close(ex.energy_distance(a @ rot.T + shift, b @ rot.T + shift), e,
                 prop="E is invariant to moving both sets by the same rotation and shift")
     check_close(ex.energy_distance(2 * a, 2 * b), 2 * e, prop="E scales like a distance: E(2a, 2b) = 2 E(a, b)",
@@ -93,7 +93,8 @@ def test_ex5_2_matches_reference_over_two_steps(ex):
     for step in range(2):
         loss = ex.train_step(net, opt, noise, y_pos, cfg)
         ref_loss, _ = toys.train_step(ref, ref_opt, noise, y_pos, cfg)
-        check_true(isinstance(loss, float), "train_step returns the loss as a Python float", f"got {type(loss).__name__}")
+        check_true(isinstance(loss, float), "train_step returns the loss as a Python float",
+                   f"got {type(loss).__name__}")
         check_close(loss, ref_loss, rtol=1e-9, prop=f"the loss before step {step + 1} matches the reference",
                     hint="L = (1/N) sum_i |x_i - stopgrad(x_i + V_i)|^2: sum over dims, mean over samples")
         for (name, p), q in zip(net.named_parameters(), ref.parameters()):
@@ -113,7 +114,8 @@ def test_ex5_2_samples_move_along_the_field(ex):
         v, _ = dm.multi_temperature_drift(x0, y_pos, None, cfg.taus, cfg.kernel, cfg.normalisation)
     loss = ex.train_step(net, torch.optim.SGD(net.parameters(), lr=1e-3), noise, y_pos, cfg)
     check_close(loss, float(v.square().sum(1).mean()), rtol=1e-9,
-                prop="the loss value is (1/N) sum_i |V_i|^2", hint="stopgrad(x + V) - x = V: the loss is the field's energy")
+                prop="the loss value is (1/N) sum_i |V_i|^2",
+                hint="stopgrad(x + V) - x = V: the loss is the field's energy")
     with torch.no_grad():
         moved = net(noise) - x0
     along = float((moved * v).sum())

@@ -137,7 +137,8 @@ def _coverage_strict_threshold(samples, centres, std):
 
 MISTAKES = [
     Mistake("5.1", "energy_distance", "squared distances", lambda f, m: lambda a, b: _energy(a, b, squared=True)),
-    Mistake("5.1", "energy_distance", "diagonal left out (unbiased)", lambda f, m: lambda a, b: _energy(a, b, unbiased=True)),
+    Mistake("5.1", "energy_distance", "diagonal left out (unbiased)",
+            lambda f, m: lambda a, b: _energy(a, b, unbiased=True)),
     Mistake("5.1", "energy_distance", "cross term not doubled", lambda f, m: lambda a, b: _energy(a, b, cross=1.0)),
     Mistake("5.1", "energy_distance", "half the standard form (cross - 1/2 within - 1/2 within)",
             lambda f, m: lambda a, b: _energy(a, b, scale=0.5)),
@@ -166,7 +167,8 @@ MISTAKES = [
     Mistake("5.4", "ablation", "base and variant swapped", lambda f, m: _ablation("swapped")),
     Mistake("5.4", "ablation", "the change written into base (setattr) instead of a replaced copy",
             lambda f, m: _ablation("mutates base")),
-    Mistake("5.5", "mode_coverage", "radius 3 std^2 (variance, not std)", lambda f, m: _coverage(radius=lambda s: 3 * s**2)),
+    Mistake("5.5", "mode_coverage", "radius 3 std^2 (variance, not std)",
+            lambda f, m: _coverage(radius=lambda s: 3 * s**2)),
     Mistake("5.5", "mode_coverage", "strict < at the boundary", lambda f, m: _coverage(strict=True)),
     Mistake("5.5", "mode_coverage", "covered needs more than 5% (> not >=)", lambda f, m: _coverage_strict_threshold),
     Mistake("5.5", "mode_coverage", "shares among near samples only", lambda f, m: _coverage(over_near=True)),
