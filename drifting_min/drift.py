@@ -84,7 +84,8 @@ def batch_drift_field(
         w_pos = torch.softmax(logits[:, n_neg:], dim=1)
         return w_pos @ y_pos - w_neg @ y_neg
     if normalisation == "double":
-        # sqrt(softmax_j(l) * softmax_i(l)), the geometric mean taken in log space: the product never underflows
+        # sqrt(softmax_j(l) * softmax_i(l)), the geometric mean taken in log space: no spurious underflow of the
+        # product (only an affinity truly below float range rounds to 0)
         affinity = torch.exp(0.5 * (logits.log_softmax(dim=1) + logits.log_softmax(dim=0)))
     elif normalisation == "targets":
         affinity = torch.softmax(logits, dim=1)

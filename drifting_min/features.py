@@ -136,7 +136,7 @@ def _temperature_force(
     s+ s- - s- s+ = 0, so the released code's "- (sum c) x" term is zero up to rounding and is not computed.
     """
     logits = dist * (-1.0 / r)  # [G, N, T]
-    # log A = (log softmax over targets + log softmax over generated) / 2: the product never underflows
+    # log A = (log softmax over targets + log softmax over generated) / 2: no spurious underflow of the product
     log_a = logits.log_softmax(dim=2).add_(logits.log_softmax(dim=1)).mul_(0.5)  # [G, N, T]
     if clip:
         log_a.clamp_min_(0.5 * math.log(AFFINITY_CLIP))  # A = sqrt(max(product, 1e-6))

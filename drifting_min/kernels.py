@@ -6,7 +6,8 @@ Notation (the course's): queries ``x`` are N x D, targets ``y`` are M x D, ``tau
 * Laplace kernel   k(x, y) = exp(-|x - y| / tau)            (plain, not squared, distance)
 
 Everything downstream works with the kernel's *logits* ``log k(x, y)``, so that normalising over a set
-is a softmax (or a logsumexp) and never underflows, even at tau = 0.02.
+is a softmax (or a logsumexp) with no spurious underflow (no 0 / 0 where every kernel value is below float
+range), even at tau = 0.02.
 """
 
 from __future__ import annotations

@@ -64,7 +64,7 @@ def kde_log_density(x: torch.Tensor, data: torch.Tensor, tau: float) -> torch.Te
     m, dim = data.shape
     # The kernel's logits log k(x_i, y_j): squared distances, divided by 2 tau^2 (tau squared, not tau).
     logits = -pairwise_distances(x, data, squared=True) / (2.0 * tau**2)
-    # logsumexp subtracts the largest logit of each row before exponentiating, so it never underflows.
+    # logsumexp subtracts the largest logit of each row before exponentiating, so no row underflows to log(0).
     log_sum = torch.logsumexp(logits, dim=1)
     # The KDE is a *mean* of M normalised Gaussians: divide the sum by M and by (2 pi tau^2)^(D/2).
     log_normaliser = 0.5 * dim * math.log(2.0 * math.pi * tau**2)

@@ -41,7 +41,7 @@ def mean_shift(x: torch.Tensor, targets: torch.Tensor, tau: float, kernel: str =
         logits = -dist / tau
     else:
         raise ValueError(f"unknown kernel {kernel!r}")
-    # k~: normalise over the targets, one softmax per query (a row). Softmax never underflows to 0/0.
+    # k~: normalise over the targets, one softmax per query (a row). Softmax never gives 0/0.
     weights = torch.softmax(logits, dim=1)
     # sum_j k~_ij (y_j - x_i) = (sum_j k~_ij y_j) - x_i, because the weights of each row sum to one.
     return weights @ targets.to(weights.dtype) - x.to(weights.dtype)
