@@ -13,9 +13,9 @@ concentration, and the clip of the released loss on eight Gaussians.
    same number of steps with the same batches; the pixel kernel also without its clip, and that once more for
    three times the steps (a feature step costs about three pixel steps on a CPU).
 3. **Quality**, never with the kernel's encoder (that would reward feature space by construction): in the
-   judge's 64-unit hidden layer, the Frechet distance between 2,000 generated and 2,000 fresh real images (and
-   the same between two real sets: the floor); the share of samples the judge calls each class; and the
-   judge's mean confidence (its top softmax probability).
+   judge's 64-unit hidden layer, the Frechet distance (``cifar.fid.frechet_distance``, the FID formula) between
+   2,000 generated and 2,000 fresh real images (and the same between two real sets: the floor); the share of
+   samples the judge calls each class; and the judge's mean confidence (its top softmax probability).
 4. **Concentration**: nearest over mean distance as the dimension grows, for Gaussian data, pixels and
    encoder features.
 5. **The clip**: an MLP generator started collapsed at the origin of the eight Gaussians (radius 2, std 0.05),
@@ -38,9 +38,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from .cifar.fid import feature_stats, frechet_distance
 from .cli import add_config_options, config_from_args, setting
 from .features import feature_drift_loss, multiscale_features, released_drift_loss
 from .images import CLASSES, shapes, to_uint8
+from .toys.data import eight_gaussian_centres, eight_gaussians
 
 
 @dataclass
@@ -212,16 +214,6 @@ def train_generator(
 # ------------------------------------------------------------------------------------------------ quality
 
 
-def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
-    """|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)) between Gaussians fitted to a and b (rows), in
-    float64; the trace of the root is the sum of the square roots of the eigenvalues of S_a S_b."""
-    a, b = a.double(), b.double()
-    mu_a, mu_b = a.mean(0), b.mean(0)
-    s_a, s_b = torch.cov(a.T), torch.cov(b.T)
-    eig = torch.linalg.eigvals(s_a @ s_b).real.clamp_min(0)
-    return float((mu_a - mu_b).square().sum() + s_a.trace() + s_b.trace() - 2 * eig.sqrt().sum())
-
-
 @torch.no_grad()
 def judge_report(judge: Judge, images: torch.Tensor, real: torch.Tensor) -> dict:
     """The judge's view of ``images`` against ``real``: Frechet distance in its hidden layer, class shares,
@@ -230,7 +222,7 @@ def judge_report(judge: Judge, images: torch.Tensor, real: torch.Tensor) -> dict
     shares = torch.bincount(probs.argmax(1), minlength=len(CLASSES)).double() / images.shape[0]
     entropy = float(-(shares * shares.clamp_min(1e-12).log()).sum() / math.log(len(CLASSES)))
     return {
-        "frechet": frechet_distance(judge.hidden(images), judge.hidden(real)),
+        "frechet": frechet_distance(feature_stats(judge.hidden(images)), feature_stats(judge.hidden(real))),
         "class_shares": shares.tolist(),
         "class_balance": entropy,
         "confidence": float(probs.max(1).values.mean()),
@@ -266,12 +258,6 @@ def concentration_table(encoder: Encoder, n: int = 500, seed: int = 7) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ the clip
-
-
-def eight_gaussians(n: int, seed: int) -> torch.Tensor:
-    rng = torch.Generator().manual_seed(seed)
-    k = torch.randint(0, 8, (n,), generator=rng).double() * (math.pi / 4)
-    return 2 * torch.stack([k.cos(), k.sin()], 1).float() + 0.05 * torch.randn(n, 2, generator=rng)
 
 
 def inward_share(x: torch.Tensor, y: torch.Tensor, tau: float, clip: bool) -> float:
@@ -316,10 +302,7 @@ def clip_run(clip: bool, steps: int, seed: int, taus, n: int = 256) -> dict:
         opt.step()
     with torch.no_grad():
         samples = net(eval_noise)
-    centres = eight_gaussians(1, 0).new_tensor(
-        [[2 * math.cos(k * math.pi / 4), 2 * math.sin(k * math.pi / 4)] for k in range(8)]
-    )
-    near = (torch.cdist(samples, centres) <= 0.15).float().mean(0)
+    near = (torch.cdist(samples, eight_gaussian_centres()) <= 0.15).float().mean(0)
     return {"samples": samples.numpy().astype(np.float32), "history": np.array(history, dtype=np.float64),
             "mode_shares": near.tolist(), "modes_covered": int((near >= 0.05).sum())}
 

@@ -32,15 +32,6 @@ def test_uint8_round_trip_and_grid():
     assert g.shape == (2 * 17 + 1, 3 * 17 + 1, 3)
 
 
-def test_frechet_distance_closed_form():
-    (a,) = draw(0, (4000, 3))
-    assert abs(feature_demo.frechet_distance(a, a)) < 1e-8
-    # N(0, I) against N(m, 4 I): |m|^2 + tr(I + 4I - 2 * 2I) = |m|^2 + 3 (up to sampling error)
-    (b,) = draw(1, (4000, 3))
-    b = 2 * b + torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
-    assert abs(feature_demo.frechet_distance(a, b) - 4.0) < 0.3
-
-
 def test_concentration_limits():
     assert abs(feature_demo.concentration(3 * torch.eye(6)) - 1.0) < 1e-12
     (x,) = draw(2, (200, 2000))

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..images import grid
 from .data import mix, noise, to_uint8
 from .generator import Generator
 
@@ -57,13 +58,8 @@ def save_grid(images: np.ndarray, path: str | Path, nrow: int | None = None, pad
     """Tile uint8 (n, 32, 32, 3) images into one PNG (white gaps), written atomically."""
     from PIL import Image
 
-    n, h, w, _ = images.shape
-    nrow = nrow or math.ceil(math.sqrt(n))
-    ncol = math.ceil(n / nrow)
-    canvas = np.full((ncol * (h + pad) + pad, nrow * (w + pad) + pad, 3), 255, dtype=np.uint8)
-    for i, im in enumerate(images):
-        r, c = divmod(i, nrow)
-        canvas[pad + r * (h + pad):pad + r * (h + pad) + h, pad + c * (w + pad):pad + c * (w + pad) + w] = im
+    nrow = nrow or math.ceil(math.sqrt(len(images)))
+    canvas = grid(torch.from_numpy(np.ascontiguousarray(images)), math.ceil(len(images) / nrow), nrow, pad=pad)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

@@ -57,7 +57,7 @@ import torch
 import drifting_min as dm
 from course import check_exercise, learner_or_reference, load_exercises
 from course.loader import LESSONS
-from drifting_min import feature_demo, features, images
+from drifting_min import feature_demo, features, images, toys
 
 torch.set_num_threads(1)  # the site builds on one core; small problems run as fast on one
 ex = load_exercises("06")
@@ -470,7 +470,7 @@ show(fig)
 # %%
 torch.manual_seed(0)
 x0 = 0.02 * torch.randn(256, 2, dtype=torch.float64)
-y8 = feature_demo.eight_gaussians(256, seed=1).double()
+y8 = toys.eight_gaussians(256, seed=1).double()
 
 
 def inward(x, y, tau, clip):
@@ -491,7 +491,7 @@ for tau in (0.02, 0.05, 0.2):
 # %%
 clip = RESULTS["clip"]
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
-data8 = feature_demo.eight_gaussians(2000, seed=5)
+data8 = toys.eight_gaussians(2000, seed=5)
 for ax, name in zip(axes[:2], ("clip_on", "clip_off")):
     s8 = CACHE[f"{name}_samples"]
     ax.scatter(*data8.T, s=2, c="0.75", label="data")
