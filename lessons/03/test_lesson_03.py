@@ -63,6 +63,19 @@ def gaussian_kde_score_autograd(x: torch.Tensor, data: torch.Tensor, tau: float)
     return grad
 
 
+def check_field_float32(field, seed: int, n: int, m: int, k: int) -> None:
+    """``field(x, y_pos, y_neg, tau, kernel)`` on float32 sets 3 apart, at tau = 0.5 and 0.02, both kernels:
+    float32 kept, finite, equal to drifting_min's float64 V, and the inputs left unchanged."""
+    x, y_pos, y_neg = far_float32(seed, (n, 2), (m, 2), (k, 2))
+    for kernel in KERNELS:
+        for tau in (0.5, SMALL_TAU):
+            got = call_unchanged(field, x, y_pos, y_neg, tau, kernel)
+            check_float32(got, dm.drift_field(x.double(), y_pos.double(), y_neg.double(), tau, kernel), (n, 2),
+                          name=f"{field.__name__} of float32 inputs ({kernel}, tau = {tau})",
+                          prop=f"float32 inputs: dtype kept, finite, and the float64 value to float32 accuracy "
+                          f"({kernel}, tau = {tau}, both sets 3 away)", hint=SOFTMAX_HINT)
+
+
 # ------------------------------------------------------------------------------------------------ 3.1 mean_shift
 
 
@@ -234,14 +247,7 @@ def test_ex3_3_gaussian_is_a_score_difference(ex):
 
 @exercise("3.3", "drift_field")
 def test_ex3_3_float32_small_tau_and_inputs_unchanged(ex):
-    x, y_pos, y_neg = far_float32(31, (6, 2), (8, 2), (7, 2))
-    for kernel in KERNELS:
-        for tau in (0.5, SMALL_TAU):
-            got = call_unchanged(ex.drift_field, x, y_pos, y_neg, tau, kernel)
-            check_float32(got, dm.drift_field(x.double(), y_pos.double(), y_neg.double(), tau, kernel), (6, 2),
-                          name=f"drift_field of float32 inputs ({kernel}, tau = {tau})",
-                          prop=f"float32 inputs: dtype kept, finite, and the float64 value to float32 accuracy "
-                          f"({kernel}, tau = {tau}, both sets 3 away)", hint=SOFTMAX_HINT)
+    check_field_float32(ex.drift_field, 31, 6, 8, 7)
 
 
 # ------------------------------------------------------------------------------------------------ 3.4 drift_field_joint
@@ -276,14 +282,7 @@ def test_ex3_4_pairs_properties(ex):
 
 @exercise("3.4", "drift_field_joint")
 def test_ex3_4_float32_small_tau_and_inputs_unchanged(ex):
-    x, y_pos, y_neg = far_float32(32, (5, 2), (6, 2), (4, 2))
-    for kernel in KERNELS:
-        for tau in (0.5, SMALL_TAU):
-            got = call_unchanged(ex.drift_field_joint, x, y_pos, y_neg, tau, kernel)
-            check_float32(got, dm.drift_field(x.double(), y_pos.double(), y_neg.double(), tau, kernel), (5, 2),
-                          name=f"drift_field_joint of float32 inputs ({kernel}, tau = {tau})",
-                          prop=f"float32 inputs: dtype kept, finite, and the float64 value to float32 accuracy "
-                          f"({kernel}, tau = {tau}, both sets 3 away)", hint=SOFTMAX_HINT)
+    check_field_float32(ex.drift_field_joint, 32, 5, 6, 4)
 
 
 # ------------------------------------------------------------------------------------------------ 3.5 Laplace
