@@ -20,11 +20,12 @@ The rows of W+ and W- have the same sum, so the "- x" terms cancel and need not 
 
 from __future__ import annotations
 
-from typing import Iterable, Literal
+from collections.abc import Iterable, Sequence
+from typing import Literal
 
 import torch
 
-from .kernels import check_samples, full_precision, kernel_logits
+from .kernels import check_samples, full_precision, kernel_logits, logits_from_distances, pairwise_distances
 
 Normalisation = Literal["double", "targets", "uncoupled"]
 
@@ -65,6 +66,20 @@ def batch_drift_field(
             "targets" (softmax over targets only, cross-weighted), or "uncoupled" (separate softmaxes over
             positives and over negatives: the population form V+ - V-).
     """
+    return batch_drift_fields(x, y_pos, y_neg, [tau], kernel, normalisation)[0]
+
+
+@full_precision
+def batch_drift_fields(
+    x: torch.Tensor,
+    y_pos: torch.Tensor,
+    y_neg: torch.Tensor | None,
+    taus: Sequence[float],
+    kernel: str = "laplace",
+    normalisation: Normalisation = "double",
+) -> list[torch.Tensor]:
+    """``batch_drift_field`` at each temperature of ``taus`` (a list of N x D fields); the distances between the
+    queries and the targets are computed once for all of them."""
     check_samples("x", x)
     self_negatives = y_neg is None
     if self_negatives:
@@ -74,11 +89,22 @@ def batch_drift_field(
     check_samples("y_neg", y_neg, dim=x.shape[1])
     check_samples("y_pos", y_pos, dim=x.shape[1])
     n_neg = y_neg.shape[0]
-    logits = kernel_logits(x.detach(), torch.cat([y_neg.detach(), y_pos.detach()]), tau, kernel)
-    if self_negatives:
-        logits[:, :n_neg].diagonal().fill_(float("-inf"))
-    y_neg, y_pos = y_neg.detach().to(logits.dtype), y_pos.detach().to(logits.dtype)
+    dist = pairwise_distances(x.detach(), torch.cat([y_neg.detach(), y_pos.detach()]))
+    y_neg, y_pos = y_neg.detach().to(dist.dtype), y_pos.detach().to(dist.dtype)
+    fields = []
+    for tau in taus:
+        logits = logits_from_distances(dist, tau, kernel)
+        if self_negatives:
+            logits[:, :n_neg].diagonal().fill_(float("-inf"))
+        fields.append(_field_from_logits(logits, y_neg, y_pos, normalisation))
+    return fields
 
+
+def _field_from_logits(
+    logits: torch.Tensor, y_neg: torch.Tensor, y_pos: torch.Tensor, normalisation: Normalisation
+) -> torch.Tensor:
+    """V from the logits over the targets [negatives | positives] (N x (K + M)), with the chosen normalisation."""
+    n_neg = y_neg.shape[0]
     if normalisation == "uncoupled":
         w_neg = torch.softmax(logits[:, :n_neg], dim=1)
         w_pos = torch.softmax(logits[:, n_neg:], dim=1)
@@ -114,8 +140,7 @@ def multi_temperature_drift(
     """
     total = None
     raw_energy = []
-    for tau in taus:
-        v = batch_drift_field(x, y_pos, y_neg, tau, kernel, normalisation)
+    for v in batch_drift_fields(x, y_pos, y_neg, list(taus), kernel, normalisation):
         raw_energy.append(float(v.square().sum(1).mean()))
         if normalise_each:
             v = v / v.square().mean().sqrt().clamp_min(1e-12)

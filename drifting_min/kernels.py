@@ -84,11 +84,18 @@ def pairwise_distances(x: torch.Tensor, y: torch.Tensor, squared: bool = False) 
 
 def kernel_logits(x: torch.Tensor, y: torch.Tensor, tau: float, kernel: str = "gaussian") -> torch.Tensor:
     """``log k(x_i, y_j)``: ``-d^2 / (2 tau^2)`` for the Gaussian kernel, ``-d / tau`` for the Laplace kernel."""
+    check_kernel(kernel)
+    return logits_from_distances(pairwise_distances(x, y), tau, kernel)
+
+
+def logits_from_distances(dist: torch.Tensor, tau: float, kernel: str = "gaussian") -> torch.Tensor:
+    """``log k`` from the distances ``|x_i - y_j|``: ``-d^2 / (2 tau^2)`` (Gaussian) or ``-d / tau`` (Laplace).
+    One distance matrix serves every temperature."""
     check_tau(tau)
     check_kernel(kernel)
     if kernel == "gaussian":
-        return -pairwise_distances(x, y, squared=True) / (2.0 * tau**2)
-    return -pairwise_distances(x, y) / tau
+        return -dist.square() / (2.0 * tau**2)
+    return -dist / tau
 
 
 def kernel_matrix(x: torch.Tensor, y: torch.Tensor, tau: float, kernel: str = "gaussian") -> torch.Tensor:

@@ -198,12 +198,35 @@ def test_ema_weights_follow_the_trained_ones():
     weights sit (1 - ema) of the way from the initial to the trained ones."""
     cfg = dataclasses.replace(SMALL, steps=1, batch_gen=16, batch_data=16, hidden=16)
     start = toys.make_generator(cfg)
-    plain = toys.train(cfg, progress=False, evaluate=False).generator
+    plain = toys.train(dataclasses.replace(cfg, ema=0.0), progress=False, evaluate=False).generator
     averaged = toys.train(dataclasses.replace(cfg, ema=0.9), progress=False, evaluate=False).generator
     for p0, p1, pe in zip(start.parameters(), plain.parameters(), averaged.parameters()):
         torch.testing.assert_close(pe, p0 + 0.1 * (p1 - p0))
     with pytest.raises(ValueError, match="ema"):
         toys.ToyConfig(ema=1.0)
+
+
+def test_generator_noise_is_gaussian_and_one_uniform_component():
+    """With K components the input is [eps | one_hot(k)]: eps standard normal, k uniform over K; K = 1 is eps alone.
+    Each component's first-layer offset starts N(0, component_scale^2), and the K components give K different maps."""
+    net = toys.Generator(noise_dim=3, hidden=64, depth=2, components=4, component_scale=5.0)
+    noise = net.noise(40_000, torch.Generator().manual_seed(0))
+    eps, one_hot = noise[:, :3], noise[:, 3:]
+    assert noise.shape == (40_000, 7)
+    assert torch.equal(one_hot.sum(1), torch.ones(40_000)) and set(one_hot.unique().tolist()) == {0.0, 1.0}
+    assert (one_hot.mean(0) - 0.25).abs().max() < 0.01  # uniform over the four components (std of a share: 0.002)
+    assert eps.mean().abs() < 0.02 and (eps.std() - 1).abs() < 0.02
+    offsets = net.net[0].weight[:, 3:]
+    assert 4.0 < float(offsets.std()) < 6.0
+    with torch.no_grad():
+        same_eps = torch.cat([eps[:1].repeat(4, 1), torch.eye(4)], dim=1)
+        outputs = net(same_eps)
+    assert torch.cdist(outputs, outputs).fill_diagonal_(1.0).min() > 1e-3  # four components, four different maps
+    plain = toys.Generator(noise_dim=3, components=1)
+    assert plain.noise(5, torch.Generator().manual_seed(0)).shape == (5, 3) and plain.net[0].in_features == 3
+    torch.testing.assert_close(net.sample(7, 1), net.sample(7, 1))
+    with pytest.raises(ValueError, match="components"):
+        toys.ToyConfig(components=0)
 
 
 def test_collapsed_start_puts_every_sample_on_one_point():
@@ -250,10 +273,13 @@ def test_command_options_are_the_config_fields():
     changed = ["--dataset", "rings", "--steps", "7", "--batch-gen", "8", "--batch-data", "9", "--taus", "0.1", "0.3",
                "--kernel", "gaussian", "--normalisation", "targets", "--no-normalise-each", "--attraction-only",
                "--lr", "0.01", "--lr-final", "0.001", "--noise-dim", "4", "--hidden", "5", "--depth", "1",
-               "--init", "collapsed", "--collapse-at", "1", "-1", "--seed", "3", "--ema", "0.9"]
+               "--init", "collapsed", "--collapse-at", "1", "-1", "--seed", "3", "--ema", "0.9", "--components", "3",
+               "--component-scale", "2"]
     cfg = config_from_args(toys.ToyConfig, command.parser().parse_args(changed))
-    want = toys.ToyConfig("rings", 7, 8, 9, (0.1, 0.3), "gaussian", "targets", False, True, 0.01, 0.001, 4, 5, 1,
-                          "collapsed", (1.0, -1.0), 3, 0.9)
+    want = toys.ToyConfig(dataset="rings", steps=7, batch_gen=8, batch_data=9, taus=(0.1, 0.3), kernel="gaussian",
+                          normalisation="targets", normalise_each=False, attraction_only=True, lr=0.01, lr_final=0.001,
+                          noise_dim=4, components=3, component_scale=2.0, hidden=5, depth=1, init="collapsed",
+                          collapse_at=(1.0, -1.0), seed=3, ema=0.9)
     assert cfg == want
     default = toys.ToyConfig()
     assert {f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) == getattr(default, f.name)} == set()

@@ -4,7 +4,7 @@ Imports run one way, each module using only those above it:
 
     data        the toy distributions, seeded samplers (``sample_data``, ``DATASETS``)
     config      ``ToyConfig``, every knob of a run (the command's options are made from it)
-    model       the MLP ``Generator``, x = f(eps)
+    model       the MLP ``Generator``, x = f(eps, k): Gaussian noise and one of K components
     metrics     the protocol (``quality``): energy distance over its noise floor, kNN precision and recall,
                 share off the support
     training    the field at the generated samples, one step, the loop (``train``)

@@ -21,7 +21,7 @@ class ToyConfig:
     steps: int = setting(3000, "training steps")
     batch_gen: int = setting(256, "generated samples a step, N (they are also the negatives)")
     batch_data: int = setting(256, "data samples a step, M (the positives)")
-    taus: tuple[float, ...] = setting((0.02, 0.05, 0.2), "temperatures of the field")
+    taus: tuple[float, ...] = setting((0.02, 0.05, 0.2, 1.0), "temperatures of the field")
     kernel: Literal["laplace", "gaussian"] = setting(
         "laplace", "kernel of the field: laplace exp(-|x - y| / tau), gaussian exp(-|x - y|^2 / (2 tau^2))")
     normalisation: Normalisation = setting("double", "batch normalisation of the kernel weights (drifting_min.drift)")
@@ -29,13 +29,16 @@ class ToyConfig:
     attraction_only: bool = setting(False, "V = V+ only, no repulsion: the ablation that collapses")
     lr: float = setting(2e-3, "Adam learning rate at the first step")
     lr_final: float = setting(1e-4, "learning rate at the last step (cosine decay from lr)")
-    noise_dim: int = setting(32, "dimension of the generator's noise")
+    noise_dim: int = setting(32, "dimension of the generator's Gaussian noise")
+    components: int = setting(256, "K: the generator's noise also holds a component drawn uniformly from K, fed as "
+                              "a one-hot vector (1: Gaussian noise only)")
+    component_scale: float = setting(5.0, "std of each component's learned first-layer offset at the start")
     hidden: int = setting(256, "width of the MLP's hidden layers")
     depth: int = setting(3, "number of hidden layers")
     init: Literal["default", "collapsed"] = setting("default", "collapsed: every sample starts at collapse_at")
     collapse_at: tuple[float, float] = setting((2.0, 0.0), "the point of the collapsed start")
     seed: int = setting(0, "seed of the generator's weights, noise and data")
-    ema: float = setting(0.0, "decay of an exponential moving average of the generator's weights, used for "
+    ema: float = setting(0.995, "decay of an exponential moving average of the generator's weights, used for "
                          "sampling and evaluation (0: the last weights)")
 
     def __post_init__(self):
@@ -47,9 +50,13 @@ class ToyConfig:
             raise ValueError(f"unknown init {self.init!r}; choose default or collapsed")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema is a decay in [0, 1), got {self.ema}")
+        if self.components < 1:
+            raise ValueError(f"components must be at least 1, got {self.components}")
         if self.steps < 0 or self.batch_gen < 2 or self.batch_data < 1 or not self.taus:
             raise ValueError("steps >= 0, batch_gen >= 2, batch_data >= 1 and at least one temperature are needed")
 
 
 # The authors' demo (REFERENCE.md): 2,000 steps of 2,048 + 2,048 samples, one raw temperature 0.05, Adam 1e-3.
-PUBLISHED_DEMO = dict(steps=2000, batch_gen=2048, batch_data=2048, taus=(0.05,), normalise_each=False, lr_final=1e-3)
+# Their generator is a plain MLP of Gaussian noise, without weight averaging.
+PUBLISHED_DEMO = dict(steps=2000, batch_gen=2048, batch_data=2048, taus=(0.05,), normalise_each=False, lr_final=1e-3,
+                      components=1, ema=0.0)

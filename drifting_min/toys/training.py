@@ -1,7 +1,7 @@
 """Training a toy generator with the drift loss.
 
-Each step draws N generated samples x = f(eps) and M data samples y+, computes the drift field V at x (the
-generated batch is its own set of negatives) and takes a gradient step on
+Each step draws N generated samples x = f(eps, k) (``model``) and M data samples y+, computes the drift field V
+at x (the generated batch is its own set of negatives) and takes a gradient step on
 
     L = (1/N) sum_i |x_i - stopgrad(x_i + V_i)|^2,        dL/dx_i = -2 V_i / N,
 
@@ -49,7 +49,7 @@ def toy_drift_field(x: torch.Tensor, y_pos: torch.Tensor, cfg: ToyConfig) -> tup
 def train_step(
     generator: nn.Module, optimizer: torch.optim.Optimizer, noise: torch.Tensor, y_pos: torch.Tensor, cfg: ToyConfig
 ) -> tuple[float, list[float]]:
-    """One step: x = f(eps); V = toy_drift_field(x, y+) with no graph; L = (1/N) sum |x - stopgrad(x + V)|^2; Adam step.
+    """One step: x = f(noise); V = toy_drift_field(x, y+) without a graph; L = (1/N) sum |x - sg(x + V)|^2; Adam step.
 
     Returns the loss before the step and the raw per-temperature (1/N) sum |V_tau|^2. With normalised fields the
     loss stays near a constant (exactly D for one temperature, at most len(taus)^2 D), so the raw numbers are
@@ -108,7 +108,7 @@ def train(
     run = Run(shown, cfg)
     frames_at = set(frames_at)
     noise_rng = _rng(cfg.seed + 7)
-    frame_noise = torch.randn(frame_size, cfg.noise_dim, generator=_rng(cfg.seed + 11))
+    frame_noise = generator.noise(frame_size, _rng(cfg.seed + 11))
 
     def keep_frame(step):
         if step in frames_at:
@@ -122,7 +122,7 @@ def train(
         for group in opt.param_groups:
             group["lr"] = learning_rate(step, cfg)
         y_pos = sample_data(cfg.dataset, cfg.batch_data, seed=cfg.seed * 1_000_003 + step)
-        noise = torch.randn(cfg.batch_gen, cfg.noise_dim, generator=noise_rng)
+        noise = generator.noise(cfg.batch_gen, noise_rng)
         loss, raw = train_step(generator, opt, noise, y_pos, cfg)
         if cfg.ema > 0:
             with torch.no_grad():
