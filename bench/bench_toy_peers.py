@@ -2,20 +2,23 @@
 
 Per toy and seed, this trains
 
-* drifting: the ``ToyConfig`` defaults (field, batch, generator, learning rates), its steps counted by the clock;
+* drifting: ``toys.train`` with the ``ToyConfig`` defaults (field, batch, generator with K components, weight
+  averaging, 3,000 steps), its wall time measured and printed beside the peers' budget;
 * flow matching (rectified flow, conditional flow matching with straight paths): the same MLP takes (x_t, t),
   x_t = (1 - t) eps + t y with eps ~ N(0, I_2), y data, t ~ U(0, 1), and regresses the velocity y - eps; sampled
   with 1, 4 and 100 Euler steps from t = 0 to 1 (that many network evaluations a sample);
-* an MMD generator (Li et al. 2015): the same MLP from the same noise, trained to minimise the squared MMD
-  between a generated and a data batch, Gaussian kernels at six bandwidths summed;
+* an MMD generator (Li et al. 2015): the same generator from the same noise (Gaussian and one of K components),
+  trained to minimise the squared MMD between a generated and a data batch, Gaussian kernels at six bandwidths
+  summed;
 * and scores a fresh draw of the data itself, the protocol's reference.
 
-Every method trains for ``--seconds`` of wall time (Adam, cosine decay of the learning rate over the elapsed
+Every peer trains for ``--seconds`` of wall time (Adam, cosine decay of the learning rate over the elapsed
 fraction of the budget, batches of 256), so on a busy machine all of them get fewer steps alike; the steps taken
 are printed. Every method is scored by ``drifting_min.toys.metrics.quality``:
 floor ratio, kNN precision and recall, share off the support. One thread (``drifting_min.runtime``).
 
 Usage: python bench/bench_toy_peers.py [--seconds 30] [--seeds 0] [--toys checkerboard rings ...]
+                                       [--methods drifting mmd flow data] [--update]
                                        [--json out.json] [--samples lessons/05/peers.npz]
 """
 
@@ -26,17 +29,18 @@ import json
 import math
 import statistics
 import time
+from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from drifting_min import toys
-from drifting_min.loss import drift_regression_loss
 from drifting_min.runtime import set_threads
 from drifting_min.toys import metrics
 from drifting_min.toys.model import Generator, make_generator
-from drifting_min.toys.training import toy_drift_field
 
+FAMILIES = ("drifting", "mmd", "flow", "data")  # what --methods chooses from
 FLOW_STEPS = (1, 4, 100)
 MMD_BANDWIDTHS = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 BATCH = 256
@@ -61,20 +65,11 @@ def _timed_loop(params, step_fn, seconds: float, lr: float, lr_final: float) -> 
     return step, time.perf_counter() - start
 
 
-def train_drifting(cfg: toys.ToyConfig, seconds: float) -> tuple[Generator, int, float]:
-    """The toys' training step (``toy_drift_field`` and the drift loss) with the config's knobs, for a time budget."""
-    net = make_generator(cfg)
-    rng = torch.Generator().manual_seed(cfg.seed + 7)
-
-    def loss(step):
-        y = toys.sample_data(cfg.dataset, cfg.batch_data, seed=cfg.seed * 1_000_003 + step)
-        x = net(torch.randn(cfg.batch_gen, cfg.noise_dim, generator=rng))
-        with torch.no_grad():
-            v, _ = toy_drift_field(x, y, cfg)
-        return drift_regression_loss(x, v)
-
-    steps, secs = _timed_loop(net.parameters(), loss, seconds, cfg.lr, cfg.lr_final)
-    return net, steps, secs
+def train_drifting(cfg: toys.ToyConfig) -> tuple[Generator, int, float]:
+    """The toys' own training (``toys.train``) with the config's defaults: a fixed number of steps, its time measured
+    (the peers get ``--seconds``; the table shows both)."""
+    run = toys.train(cfg, progress=False, evaluate=False)
+    return run.generator, cfg.steps, run.seconds
 
 
 def train_flow(cfg: toys.ToyConfig, seconds: float, lr: float) -> tuple[Generator, int, float]:
@@ -114,20 +109,21 @@ def mmd_squared(x: torch.Tensor, y: torch.Tensor, bandwidths=MMD_BANDWIDTHS) -> 
 
 
 def train_mmd(cfg: toys.ToyConfig, seconds: float, lr: float) -> tuple[Generator, int, float]:
-    torch.manual_seed(cfg.seed)
-    net = Generator(cfg.noise_dim, cfg.hidden, cfg.depth)
+    """The drifting generator (``make_generator``: same MLP, same noise) trained on the squared MMD instead."""
+    net = make_generator(cfg)
     rng = torch.Generator().manual_seed(cfg.seed + 7)
 
     def loss(step):
         y = toys.sample_data(cfg.dataset, BATCH, seed=cfg.seed * 1_000_003 + step)
-        return mmd_squared(net(torch.randn(BATCH, cfg.noise_dim, generator=rng)), y)
+        return mmd_squared(net(net.noise(BATCH, rng)), y)
 
     steps, secs = _timed_loop(net.parameters(), loss, seconds, lr, lr * 0.05)
     return net, steps, secs
 
 
-def run_one(dataset: str, seed: int, seconds: float, flow_lr: float, mmd_lr: float) -> tuple[list[dict], dict]:
-    """Every method on one (toy, seed): rows of the table and the kept samples."""
+def run_one(dataset: str, seed: int, seconds: float, flow_lr: float, mmd_lr: float,
+            families: Sequence[str] = FAMILIES) -> tuple[list[dict], dict]:
+    """Every method of ``families`` on one (toy, seed): rows of the table and the kept samples."""
     cfg = toys.ToyConfig(dataset=dataset, seed=seed)
     rows, kept = [], {}
 
@@ -138,14 +134,18 @@ def run_one(dataset: str, seed: int, seconds: float, flow_lr: float, mmd_lr: flo
         kept[method] = samples[:KEEP].numpy().astype(np.float32)
         print(json.dumps(rows[-1]), flush=True)
 
-    net, steps, secs = train_drifting(cfg, seconds)
-    score("drifting", net.sample(metrics.N_EVAL, metrics.NOISE_SEED), secs, steps, 1)
-    net, steps, secs = train_mmd(cfg, seconds, mmd_lr)
-    score("MMD generator", net.sample(metrics.N_EVAL, metrics.NOISE_SEED), secs, steps, 1)
-    net, steps, secs = train_flow(cfg, seconds, flow_lr)
-    for k in FLOW_STEPS:
-        score(f"flow, {k} Euler", flow_sample(net, metrics.N_EVAL, metrics.NOISE_SEED, k), secs, steps, k)
-    score("data itself", toys.sample_data(dataset, metrics.N_EVAL, seed=metrics.DATA_SEED + 1), 0.0, 0, 0)
+    if "drifting" in families:
+        net, steps, secs = train_drifting(cfg)
+        score("drifting", net.sample(metrics.N_EVAL, metrics.NOISE_SEED), secs, steps, 1)
+    if "mmd" in families:
+        net, steps, secs = train_mmd(cfg, seconds, mmd_lr)
+        score("MMD generator", net.sample(metrics.N_EVAL, metrics.NOISE_SEED), secs, steps, 1)
+    if "flow" in families:
+        net, steps, secs = train_flow(cfg, seconds, flow_lr)
+        for k in FLOW_STEPS:
+            score(f"flow, {k} Euler", flow_sample(net, metrics.N_EVAL, metrics.NOISE_SEED, k), secs, steps, k)
+    if "data" in families:
+        score("data itself", toys.sample_data(dataset, metrics.N_EVAL, seed=metrics.DATA_SEED + 1), 0.0, 0, 0)
     return rows, kept
 
 
@@ -175,19 +175,30 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", default=None, help="write every row here")
     parser.add_argument("--samples", default=None, help="write the first seed's samples (1,500 a method) as .npz")
+    parser.add_argument("--methods", nargs="+", default=list(FAMILIES), choices=FAMILIES,
+                        help="which methods to train (flow: one training, sampled with 1, 4 and 100 Euler steps)")
+    parser.add_argument("--update", action="store_true",
+                        help="keep the rows and samples of --json and --samples that this run does not redo")
     args = parser.parse_args()
     set_threads(args.threads)
     rows, arrays = [], {}
+    if args.update:
+        if args.json and Path(args.json).exists():
+            rows = json.loads(Path(args.json).read_text())["rows"]
+        if args.samples and Path(args.samples).exists():
+            arrays = dict(np.load(args.samples))
     for seed in args.seeds:
         for dataset in args.toys:
-            r, kept = run_one(dataset, seed, args.seconds, args.flow_lr, args.mmd_lr)
-            rows += r
+            new_rows, kept = run_one(dataset, seed, args.seconds, args.flow_lr, args.mmd_lr, args.methods)
+            redone = {r["method"] for r in new_rows}
+            rows = [r for r in rows if not (r["toy"] == dataset and r["seed"] == seed and r["method"] in redone)]
+            rows += new_rows
             if seed == args.seeds[0]:
                 arrays.update({f"{dataset}/{m}": a for m, a in kept.items()})
     print(table(rows))
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"seconds": args.seconds, "threads": args.threads, "rows": rows}, f, indent=1)
+        record = {"seconds": args.seconds, "threads": args.threads, "rows": rows}
+        Path(args.json).write_text(json.dumps(record, indent=1))
     if args.samples:
         np.savez_compressed(args.samples, **arrays)
 
