@@ -49,8 +49,9 @@ def plot_run(run, path: Path, lim: float = 2.5) -> None:
     axes[0].scatter(*data.T, s=2, c="0.3")
     _axes_style(axes[0], f"data: {cfg.dataset}", lim)
     axes[1].scatter(*samples.T, s=2, c="tab:orange")
-    ratio = run.metrics.get("floor_ratio", float("nan"))
-    _axes_style(axes[1], f"generated after {cfg.steps} steps\nenergy distance = {ratio:.2f} x noise floor", lim)
+    m = {k: run.metrics.get(k, float("nan")) for k in ("floor_ratio", "precision", "off_support")}
+    _axes_style(axes[1], f"generated after {cfg.steps} steps: {m['floor_ratio']:.2f} x noise floor,\n"
+                f"precision {m['precision']:.2f}, {100 * m['off_support']:.1f}% off the support", lim)
     draw_field(axes[2], samples[:1000], data[:1000], cfg.taus, cfg.kernel, lim,
                title=f"drift field, taus = {', '.join(f'{t:g}' for t in cfg.taus)}")
     fig.tight_layout(rect=(0, 0, 1, 0.95))
