@@ -562,9 +562,10 @@ for blur in (0.0, 0.1, 0.2):
 #   the cause is measured (`python bench/diagnose_field_noise.py`): particles started *on* the data and moved by
 #   this field alone, with no generator, drift out to 7% off the board, because near equilibrium the
 #   normalised field is mostly sampling noise of unit size; with $\tau = 0.02$ alone they stay closer (4.8%),
-#   as the wide temperatures' noise moves whole regions across the edges. A sharper checkerboard
-#   needs a quieter field at the end of training (larger batches: 512 + 512 reach 6.4% in more than twice the
-#   time), not a better generator.
+#   as the wide temperatures' noise moves whole regions across the edges. A quieter field at the end of training
+#   helps (larger batches: 512 + 512 reach 6.4% in more than twice the time); the generator has its share too, as
+#   each component's image is a smooth blob that must stop at a cell's straight edge (training the last third with
+#   $\tau = 0.02$ alone did not help it: 9.1%).
 #
 # **Next.** In two dimensions, distances mean something and a kernel on raw coordinates works. Lesson 06
 # asks what happens to images, where they concentrate, and why the kernel needs the features of an encoder:
