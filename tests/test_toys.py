@@ -207,30 +207,23 @@ def test_ema_weights_follow_the_trained_ones():
 
 
 def test_generator_noise_is_gaussian_and_one_uniform_component():
-    """With K components the input is [eps | k]: eps standard normal, k uniform over {0..K-1}; K = 1 is eps alone.
-    Each component's offset starts N(0, component_scale^2); adding it is the same as a one-hot input to the first
-    layer, and the K components give K different maps."""
-    net = toys.Generator(noise_dim=3, hidden=64, depth=2, components=4, component_scale=5.0).double()
+    """With K components the input is [eps | one_hot(k)]: eps standard normal, k uniform over K; K = 1 is eps alone.
+    Each component's first-layer offset starts N(0, component_scale^2), and the K components give K different maps."""
+    net = toys.Generator(noise_dim=3, hidden=64, depth=2, components=4, component_scale=5.0)
     noise = net.noise(40_000, torch.Generator().manual_seed(0))
-    eps, k = noise[:, :3], noise[:, 3]
-    assert noise.shape == (40_000, 4) and set(k.unique().tolist()) == {0.0, 1.0, 2.0, 3.0}
-    shares = torch.stack([(k == c).double().mean() for c in range(4)])
-    assert (shares - 0.25).abs().max() < 0.01  # uniform over the four components (std of a share: 0.002)
+    eps, one_hot = noise[:, :3], noise[:, 3:]
+    assert noise.shape == (40_000, 7)
+    assert torch.equal(one_hot.sum(1), torch.ones(40_000)) and set(one_hot.unique().tolist()) == {0.0, 1.0}
+    assert (one_hot.mean(0) - 0.25).abs().max() < 0.01  # uniform over the four components (std of a share: 0.002)
     assert eps.mean().abs() < 0.02 and (eps.std() - 1).abs() < 0.02
-    assert 4.0 < float(net.offsets.std()) < 6.0
-    # the offset is the one-hot input's weight: an MLP fed [eps | one_hot(k)] with those weights gives the same x
-    first = net.net[0]
-    one_hot = torch.nn.Linear(3 + 4, 64).double()
+    offsets = net.net[0].weight[:, 3:]
+    assert 4.0 < float(offsets.std()) < 6.0
     with torch.no_grad():
-        one_hot.weight.copy_(torch.cat([first.weight, net.offsets.T], dim=1))
-        one_hot.bias.copy_(first.bias)
-        x_one_hot = net.net[1:](one_hot(torch.cat([eps[:50], torch.nn.functional.one_hot(k[:50].long(), 4)], 1)))
-        torch.testing.assert_close(net(noise[:50]), x_one_hot)
-        same_eps = torch.cat([eps[:1].repeat(4, 1), torch.arange(4.0, dtype=eps.dtype)[:, None]], dim=1)
+        same_eps = torch.cat([eps[:1].repeat(4, 1), torch.eye(4)], dim=1)
         outputs = net(same_eps)
     assert torch.cdist(outputs, outputs).fill_diagonal_(1.0).min() > 1e-3  # four components, four different maps
     plain = toys.Generator(noise_dim=3, components=1)
-    assert plain.noise(5, torch.Generator().manual_seed(0)).shape == (5, 3) and plain.offsets is None
+    assert plain.noise(5, torch.Generator().manual_seed(0)).shape == (5, 3) and plain.net[0].in_features == 3
     torch.testing.assert_close(net.sample(7, 1), net.sample(7, 1))
     with pytest.raises(ValueError, match="components"):
         toys.ToyConfig(components=0)

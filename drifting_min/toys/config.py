@@ -31,9 +31,9 @@ class ToyConfig:
     lr: float = setting(2e-3, "Adam learning rate at the first step")
     lr_final: float = setting(1e-4, "learning rate at the last step (cosine decay from lr)")
     noise_dim: int = setting(32, "dimension of the generator's Gaussian noise")
-    components: int = setting(256, "K: the generator's noise also holds a component k drawn uniformly from K, which "
-                              "adds its own learned offset to the first layer (1: Gaussian noise only)")
-    component_scale: float = setting(5.0, "std of each component's offset at the start")
+    components: int = setting(256, "K: the generator's noise also holds a component drawn uniformly from K, fed as "
+                              "a one-hot vector (1: Gaussian noise only)")
+    component_scale: float = setting(5.0, "std of each component's learned first-layer offset at the start")
     hidden: int = setting(256, "width of the MLP's hidden layers")
     depth: int = setting(3, "number of hidden layers")
     init: Literal["default", "collapsed"] = setting("default", "collapsed: every sample starts at collapse_at")

@@ -1,12 +1,11 @@
 """The toy generator: an MLP from noise to the plane, x = f(eps, k).
 
 The noise has two parts: a Gaussian eps ~ N(0, I_noise_dim) and, with ``components`` = K > 1, a component index
-k drawn uniformly from {0, ..., K - 1}. The first layer computes W eps + b + c_k, where the offset c_k (drawn
-N(0, component_scale^2) per entry at the start, then learned) shifts every hidden unit by the component's own
-amount: the same as feeding a one-hot vector of k to the first layer, with c_k the weights that meet it, but
-looked up instead of multiplied. Each component starts as a different function of eps, and the generator is a
-mixture of K maps that share all other weights. A continuous map of one Gaussian must cover the gaps between the
-modes or rings of a toy; a mixture can leave them empty (lesson 05, section 6).
+k drawn uniformly from {0, ..., K - 1} and fed as a one-hot vector. The first layer then computes
+W eps + b + e_k, where e_k (the k-th column of its one-hot block, drawn N(0, component_scale^2) at the start and
+learned) shifts every hidden unit by a component's own offset. Each component starts as a different function of
+eps, and the generator is a mixture of K maps that share all other weights. A continuous map of one Gaussian
+must cover the gaps between the modes or rings of a toy; a mixture can leave them empty.
 """
 
 from __future__ import annotations
@@ -19,11 +18,9 @@ from .data import _rng
 
 
 class Generator(nn.Module):
-    """x = f(eps, k): an MLP of ``depth`` hidden layers of width ``hidden``, SiLU, with the offset c_k added to the
-    first layer's pre-activations.
+    """x = f(eps, k): an MLP from [eps | one_hot(k)] to 2, ``depth`` hidden layers of width ``hidden``, SiLU.
 
-    Its input is one tensor, ``noise`` = [eps | k]: the noise_dim Gaussian coordinates, then (only when K > 1) one
-    column holding the component's index k as a number. ``components`` = 1 gives the plain x = f(eps).
+    ``components`` = 1 gives the plain generator x = f(eps) (no one-hot block).
     """
 
     def __init__(self, noise_dim: int = 32, hidden: int = 256, depth: int = 3, out_dim: int = 2,
@@ -32,27 +29,26 @@ class Generator(nn.Module):
         if components < 1:
             raise ValueError(f"components must be at least 1, got {components}")
         self.noise_dim, self.components = noise_dim, components
-        layers, width = [], noise_dim
+        layers, width = [], noise_dim + (components if components > 1 else 0)
         for _ in range(depth):
             layers += [nn.Linear(width, hidden), nn.SiLU()]
             width = hidden
         layers.append(nn.Linear(width, out_dim))
         self.net = nn.Sequential(*layers)
-        self.offsets = nn.Parameter(component_scale * torch.randn(components, hidden)) if components > 1 else None
+        if components > 1:
+            with torch.no_grad():
+                self.net[0].weight[:, noise_dim:].normal_(0.0, component_scale)
 
     def forward(self, noise: torch.Tensor) -> torch.Tensor:
-        if self.offsets is None:
-            return self.net(noise)
-        eps, k = noise[:, : self.noise_dim], noise[:, self.noise_dim].long()
-        return self.net[1:](self.net[0](eps) + self.offsets[k])
+        return self.net(noise)
 
     def noise(self, n: int, rng: torch.Generator) -> torch.Tensor:
-        """n draws of the input [eps | k] (n x noise_dim, plus the index column when K > 1), in the weights' dtype."""
-        eps = torch.randn(n, self.noise_dim, generator=rng, dtype=self.net[0].weight.dtype)
+        """n draws of the generator's input: eps (n x noise_dim), then one_hot(k) (n x components) if K > 1."""
+        eps = torch.randn(n, self.noise_dim, generator=rng)
         if self.components == 1:
             return eps
-        k = torch.randint(0, self.components, (n, 1), generator=rng)
-        return torch.cat([eps, k.to(eps.dtype)], dim=1)
+        k = torch.randint(0, self.components, (n,), generator=rng)
+        return torch.cat([eps, nn.functional.one_hot(k, self.components).to(eps.dtype)], dim=1)
 
     def sample(self, n: int, seed: int) -> torch.Tensor:
         """n samples from seeded noise, without a graph."""

@@ -153,18 +153,16 @@ for name, s in corrupt.items():
 #
 # The generator is an MLP to $\mathbb R^2$ with three hidden layers of 256 and SiLU, as in the authors' demo
 # (Deng et al. 2026, arXiv 2602.04770). Its noise has two parts: a Gaussian $\epsilon \sim \mathcal N(0, I_{32})$,
-# as in the demo, and a **component** $k$ drawn uniformly from $\{1, \dots, K\}$, $K = 256$. The first layer computes
+# as in the demo, and a **component** $k$ drawn uniformly from $\{1, \dots, K\}$, $K = 256$, fed as a one-hot
+# vector $e_k$. The first layer computes
 #
 # $$h_1 = \mathrm{SiLU}(W\epsilon + b + c_k),$$
 #
-# where the offset $c_k \in \mathbb R^{256}$ is drawn $\mathcal N(0, 5^2)$ per entry at the start and then learned.
-# It is what a one-hot vector $e_k$ appended to the noise would contribute through the first layer's weights
-# ($c_k$ being the column that meets it); the code looks $c_k$ up instead of multiplying by $e_k$, which is the
-# same number at about an eighth of the cost. So the generator is a mixture of $K$ maps $f(\cdot, k)$ that share every
-# weight but the offset. Section 6 ("The generator's noise") derives why a one-step generator needs this on
+# where $c_k$, the $k$-th column of the weights that meet the one-hot block, is drawn $\mathcal N(0, 5^2)$ per
+# entry at the start and then learned. So the generator is a mixture of $K$ maps $f(\cdot, k)$ that share every
+# weight but the offset $c_k$. Section 6 ("The generator's noise") derives why a one-step generator needs this on
 # toys made of separate pieces, and measures it; with $K = 1$ (`--components 1`) it is the demo's plain
-# $x = f(\epsilon)$. `generator.noise(n, rng)` draws the input as one tensor, $[\epsilon \mid k]$: the 32 Gaussian
-# coordinates, then a column holding $k$. A step:
+# $x = f(\epsilon)$. `generator.noise(n, rng)` draws the input, $[\epsilon \mid e_k]$, as one tensor. A step:
 #
 # 1. $x = f(\epsilon, k)$ for a batch of $N$ noise draws, and $M$ fresh data samples $y^+$;
 # 2. $V = \sum_\tau V_\tau / \mathrm{rms}(V_\tau)$ with the batch field of lesson 03 (the samples are their
