@@ -416,7 +416,8 @@ draw_group("generator", "checkerboard")
 # target made of two groups of pieces, $A$ and $B$, at distance $g$ from each other (for the eight Gaussians, four
 # modes against the other four: $g \approx 1.23$ between the discs of radius $3\sigma$), and a generator
 # $x = f(\epsilon)$ with Lipschitz constant $L$: $\lVert f(\epsilon) - f(\epsilon')\rVert \le L\lVert\epsilon -
-# \epsilon'\rVert$ (an MLP has one: the product of its layers' norms, SiLU being 1-Lipschitz). Step by step:
+# \epsilon'\rVert$ (an MLP has one, at most the product of its layers' norms times 1.1, SiLU's largest slope, per
+# hidden layer). Step by step:
 #
 # 1. Let $S_A = \{\epsilon : f(\epsilon) \in A\}$ be the noise that lands on $A$, of Gaussian mass $\gamma(S_A) = a$.
 # 2. A noise vector closer than $r = g/L$ to $S_A$ lands closer than $L r = g$ to $A$: in $A$, or off both groups
@@ -426,22 +427,24 @@ draw_group("generator", "checkerboard")
 #    Gaussian mass, a half-space has the smallest $r$-neighbourhood, so $\gamma(S_A^r) \ge \Phi(\Phi^{-1}(a) + r)$,
 #    with $\Phi$ the standard normal distribution function.
 # 4. Hence at least $\Phi(\Phi^{-1}(a) + g/L) - a$ of the samples fall between the groups. For two halves,
-#    $a = \tfrac12$: at least $\Phi(g/L) - \tfrac12 \approx 0.4\, g/L$ for small $g/L$.
+#    $a = \tfrac12$: at least $\Phi(g/L) - \tfrac12 \approx 0.4\, g/L$ for small $g/L$. The bound is reached:
+#    for the straight map $f(\epsilon) = L\epsilon_1$ with $A$ and $B$ the half-lines beyond $\mp g/2$, the
+#    preimages are half-spaces and the mass between them is exactly $\Phi(\Phi^{-1}(a) + g/L) - a$.
 #
 # On the eight Gaussians, 5% off the support needs $\Phi(1.23/L) \le 0.55$, i.e. $L \ge 1.23/0.126 \approx 10$:
-# a map ten times steeper in the gaps than it needs to be anywhere else, which an MLP learns slowly (the old default,
-# $K = 1$, left a quarter of its samples between the modes after 3,000 steps). This is a floor for *any* continuous
+# a very steep map, which an MLP learns slowly (the old default, $K = 1$, left a quarter of its samples between the
+# modes after 3,000 steps). This is a floor for *any* continuous
 # map of connected noise: a flow sampled in one step has it too; many steps compose into one steep map.
 #
 # The mixture removes the premise. The noise $(\epsilon, k)$ lives on $K$ separate copies of $\mathbb R^{32}$, and
 # nothing ties $f(\cdot, k)$ to $f(\cdot, k')$: the bound holds inside each component, so a component whose image
 # stays on one piece leaks nothing, and the $K$ components can share the pieces between them (32 a cell of the
-# checkerboard, on average). Training has to make them choose, and the offsets' scale decides how fast: with
-# $c_k$ about as large as $W\epsilon$ (standard deviation about 0.6 here), all components start as nearly the same
-# function and separate slowly; at standard deviation 5 each switches a different set of SiLU units on, so they
-# start as different functions and specialise at once. The table above measures it: the rings are drawn as rings
-# with $K = 256$ (and with 16), and as a blurred disk with $K = 1$; on the checkerboard the share off the support
-# drops with the mixture, and less with offsets of standard deviation 1. It is still drifting: the same one-step
+# checkerboard, on average). Training has to make them choose, and the offsets' scale sets how different the
+# components start. Here $W\epsilon$ has a standard deviation of about 0.2 per hidden unit; offsets of standard
+# deviation 5 dominate it, so each component switches its own set of SiLU units on and starts as a different
+# function. The table above measures it: the rings are drawn as rings with $K = 256$ (and with 16), and as a
+# blurred disk with $K = 1$; on the checkerboard the share off the support falls from 31% ($K = 1$) to 7.6%, and
+# only to 10.3% with offsets of standard deviation 1 (one seed each). It is still drifting: the same one-step
 # generator, trained by the same field; only what it is fed changed. What it does not fix: each component's own
 # image is still a smooth blob, so edges stay a little soft (section 8's checkerboard).
 #
