@@ -2,10 +2,10 @@
 
 The noise has two parts: a Gaussian eps ~ N(0, I_noise_dim) and, with ``components`` = K > 1, a component index
 k drawn uniformly from {0, ..., K - 1} and fed as a one-hot vector. The first layer then computes
-W eps + b + e_k, where e_k (the k-th column of its one-hot block, drawn N(0, component_scale^2) at the start and
+W eps + b + c_k, where c_k (the k-th column of its one-hot block, drawn N(0, component_scale^2) at the start and
 learned) shifts every hidden unit by a component's own offset. Each component starts as a different function of
 eps, and the generator is a mixture of K maps that share all other weights. A continuous map of one Gaussian
-must cover the gaps between the modes or rings of a toy; a mixture can leave them empty.
+must cover the gaps between the modes or rings of a toy; a mixture can leave them empty (lesson 05, section 6).
 """
 
 from __future__ import annotations
