@@ -16,9 +16,9 @@ import json
 import sys
 from pathlib import Path
 
-from ..cli import add_config_options, config_from_args
+from ..cli import add_config_options, config_from_args, given_options
 from ..runtime import set_threads
-from .config import CifarConfig
+from .config import PRESET_HELP, CifarConfig, preset_overrides
 from .train import RUN_CONTROL, NonFiniteLoss, pick_device, train
 
 
@@ -31,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
                        "resumes it from its last checkpoint and continues the same schedule).")
     t.add_argument("--out", required=True, help="the run folder (checkpoints, ema.pt, log.jsonl, grids)")
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="tqdm bars")
+    t.add_argument("--preset", default="gpu", choices=list(PRESET_HELP),
+                   help="a named set of settings; options given on the command line win over it: "
+                   + "; ".join(f"{k}: {v}" for k, v in PRESET_HELP.items()) + " (default: gpu)")
     free = ", ".join("--" + k.replace("_", "-") for k in RUN_CONTROL)
     add_config_options(t.add_argument_group(f"settings (stored with the run: a resumed run keeps its stored "
                                             f"ones, except {free}, which may change)"), CifarConfig)
@@ -140,7 +143,8 @@ def main(argv: list[str] | None = None) -> dict:
     elif args.command == "fid":
         result = cmd_fid(args)
     else:
-        cfg = config_from_args(CifarConfig, args)
+        preset = preset_overrides(args.preset, given_options(_parser(), argv))
+        cfg = config_from_args(CifarConfig, args, **preset)
         try:
             result = train(cfg, args.out, progress=args.progress)
         except NonFiniteLoss as e:

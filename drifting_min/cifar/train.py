@@ -50,7 +50,7 @@ from .sample import grid_of
 
 # settings that may change between the invocations of one run (they do not change the schedule)
 RUN_CONTROL = ("data", "test_data", "data_dir", "device", "minutes", "ckpt_every", "grid_every", "log_every",
-               "threads")
+               "snapshot_every", "threads")
 
 
 class NonFiniteLoss(RuntimeError):
@@ -142,12 +142,24 @@ def ema_update(ema: torch.nn.Module, net: torch.nn.Module, step: int, decay: flo
         pe.lerp_(p.detach(), 1 - d)
 
 
-def drift_features(encoder, images: torch.Tensor, raw: bool) -> dict[str, torch.Tensor]:
-    """The features the loss compares: multi-scale features of every encoder stage, plus the raw pixels."""
-    feats = multiscale_features(encoder.feature_maps(images))
+def drift_features(encoder, images: torch.Tensor, raw: bool, stages: tuple[int, ...] | None = None,
+                   locations: bool = True, patch_sizes: tuple[int, ...] = (2, 4)) -> dict[str, torch.Tensor]:
+    """The features the loss compares: multi-scale features of the encoder's stages (all by default; the
+    per-location vectors unless ``locations`` is False; patch statistics for ``patch_sizes``), plus the raw
+    pixels if ``raw``."""
+    maps = encoder.feature_maps(images)
+    stages = range(len(maps)) if stages is None else stages
+    feats = multiscale_features([maps[i] for i in stages], [f"s{i}" for i in stages], patch_sizes)
+    if not locations:
+        feats = {name: f for name, f in feats.items() if not name.endswith(".loc")}
     if raw:
         feats["raw"] = images.flatten(1)[None]
     return feats
+
+
+def config_features(encoder, images: torch.Tensor, cfg: CifarConfig) -> dict[str, torch.Tensor]:
+    """``drift_features`` with the run's choice of features."""
+    return drift_features(encoder, images, cfg.raw_feature, cfg.feature_stages, cfg.locations, cfg.patch_sizes)
 
 
 def by_class(feats: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
@@ -157,9 +169,9 @@ def by_class(feats: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
 
 def feature_loss(encoder, gen_images, real_images, cfg: CifarConfig, k: int = 1) -> tuple[torch.Tensor, dict]:
     """The summed feature-space loss, and the raw mean square force per temperature summed over features."""
-    fg = drift_features(encoder, gen_images, cfg.raw_feature)
+    fg = config_features(encoder, gen_images, cfg)
     with torch.no_grad():
-        fr = drift_features(encoder, real_images, cfg.raw_feature)
+        fr = config_features(encoder, real_images, cfg)
     if k > 1:
         fg, fr = by_class(fg, k), by_class(fr, k)
     try:
@@ -240,11 +252,15 @@ class Trainer:
         self.step = int(state["step"])
         torch.set_rng_state(state["rng_cpu"])
 
+    def ema_blob(self, encoder_info: dict) -> dict:
+        """The EMA weights alone, with what is needed to sample from them (the content of ema.pt)."""
+        return {"arch": self.net.arch(), "ema": self.ema.state_dict(), "step": self.step,
+                "config": self.cfg.to_dict(), "encoder": encoder_info}
+
     def save(self, out: Path, encoder_info: dict) -> None:
         """ckpt.pt (to resume) and ema.pt (the EMA weights alone), each written atomically."""
         save_atomic({**self.state(), "encoder": encoder_info}, out / "ckpt.pt")
-        save_atomic({"arch": self.net.arch(), "ema": self.ema.state_dict(), "step": self.step,
-                     "config": self.cfg.to_dict(), "encoder": encoder_info}, out / "ema.pt")
+        save_atomic(self.ema_blob(encoder_info), out / "ema.pt")
 
 
 # ------------------------------------------------------------------------------------------ the loop
@@ -350,6 +366,9 @@ def train(cfg: CifarConfig, out: str | Path, progress: bool = True, max_steps: i
                     os.replace(out / "grid.png.tmp", out / "grid.png")
                 if step % cfg.ckpt_every == 0 or step == cfg.gen_steps:
                     trainer.save(out, enc_info)
+                if cfg.snapshot_every and step % cfg.snapshot_every == 0:
+                    (out / "snapshots").mkdir(exist_ok=True)
+                    save_atomic(trainer.ema_blob(enc_info), out / "snapshots" / f"ema_step_{step:06d}.pt")
                 if on_step is not None:
                     on_step(trainer)
                 if flag.reason is not None:

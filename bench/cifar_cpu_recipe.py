@@ -1,0 +1,148 @@
+"""The search for the CPU preset: configurations of the CIFAR-10 trainer at equal compute, scored by one judge.
+
+    python bench/cifar_cpu_recipe.py screen --encoder runs/s16/enc16/encoder.pt --cpu-minutes 4 [--only a b]
+    python bench/cifar_cpu_recipe.py score                 # judge the runs not judged yet (when the judge is ready)
+    python bench/cifar_cpu_recipe.py table                 # the table from the records in docs/results/cifar_cpu/
+
+``screen`` trains each configuration of ``SCREEN`` (overrides of the CPU preset) on the JPEG training images
+with a shared, already trained encoder, for the same budget of *process CPU time* (one thread each, so that two
+runs side by side, or other work on the machine, do not change what a configuration gets), then scores the EMA
+weights with ``bench/cifar_judge.py``: the judge's class agreement (conditional runs), the run's own encoder's
+agreement, and the Frechet distance in the judge's features (judge-FD, 2,000 samples against the 10,000 test
+images). Each result is written as a JSON record to ``docs/results/cifar_cpu/screen-NAME.json``. Runs that
+differ in the encoder (``enc8``) train their own first, and its CPU time is counted apart (``setup_cpu_s``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import cifar_judge  # noqa: E402
+
+from drifting_min.cifar.config import CifarConfig  # noqa: E402
+from drifting_min.cifar.train import train  # noqa: E402
+from drifting_min.runtime import set_threads  # noqa: E402
+
+RECORDS = Path(__file__).resolve().parents[1] / "docs" / "results" / "cifar_cpu"
+
+# the starting point of the screen (the CPU preset was then chosen from these results)
+BASE = {"conditional": True, "gen_width": 16, "noise_dim": 64, "batch_gen": 80, "batch_real": 80, "lr": 1e-3,
+        "warmup": 50, "decay": "cosine", "ema": 0.99, "gen_steps": 100000, "ckpt_every": 100000,
+        "grid_every": 100000, "log_every": 20, "device": "cpu"}
+SCREEN: dict[str, dict] = {
+    "base": {},
+    "uncond": {"conditional": False, "batch_gen": 64, "batch_real": 64},
+    "width32": {"gen_width": 32},
+    "lr3e-4": {"lr": 3e-4},
+    "batch160": {"batch_gen": 160, "batch_real": 160},
+    "no-loc": {"locations": False},
+    "stages12": {"feature_stages": (1, 2)},
+    "no-raw": {"raw_feature": False},
+    "taus-05-2": {"taus": (0.05, 0.2)},
+    "ema999": {"ema": 0.999},
+    "enc8": {"encoder_width": 8, "encoder_epochs": 1.0},
+    "no-patch": {"patch_sizes": (0,)},
+}
+
+
+def run_one(name: str, overrides: dict, args) -> dict:
+    settings = {**BASE, **overrides, "data": args.data, "test_data": args.test}
+    own_encoder = "encoder_width" in overrides
+    if not own_encoder:
+        settings["encoder"] = args.encoder
+    cfg = CifarConfig(**settings)
+    out = Path(args.runs) / name
+    budget = 60 * args.cpu_minutes
+    start = {"cpu": None, "wall": None}
+
+    def on_step(trainer):  # the generator's budget is counted from its first step (after the encoder stage)
+        if start["cpu"] is None:
+            start["cpu"], start["wall"] = time.process_time(), time.monotonic()
+        if time.process_time() - start["cpu"] > budget:
+            os.kill(os.getpid(), signal.SIGTERM)  # the trainer saves and stops after this step
+
+    cpu0 = time.process_time()
+    summary = train(cfg, out, progress=False, on_step=on_step)
+    gen_cpu = time.process_time() - (start["cpu"] or cpu0)
+    gen_wall = time.monotonic() - (start["wall"] or time.monotonic())
+    record = {"name": name, "overrides": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
+              "config": cfg.to_dict(), "run": str(out), "steps": summary["step"],
+              "generator_cpu_s": round(gen_cpu, 1), "generator_wall_s": round(gen_wall, 1),
+              "images_per_cpu_s": round(summary["step"] * cfg.batch_gen / max(gen_cpu, 1e-9), 1),
+              "encoder_test_accuracy": summary.get("test_accuracy"),
+              "setup_cpu_s": round((start["cpu"] or cpu0) - cpu0, 1),  # data, and the encoder if trained here
+              "date": time.strftime("%Y-%m-%d"), "threads": 1,
+              "command": f"python bench/cifar_cpu_recipe.py screen --only {name} --cpu-minutes {args.cpu_minutes}"}
+    RECORDS.mkdir(parents=True, exist_ok=True)
+    (RECORDS / f"screen-{name}.json").write_text(json.dumps(record, indent=1) + "\n")
+    if Path(args.judge).exists():
+        record = score_record(RECORDS / f"screen-{name}.json", args)
+    return record
+
+
+def score_record(path: Path, args) -> dict:
+    """Add the judge's scores of the record's run (its EMA weights) to the record."""
+    record = json.loads(path.read_text())
+    score = cifar_judge.score(argparse.Namespace(judge=args.judge, run=record["run"], n=args.n, seed=1,
+                                                 test=args.test, data=args.data, cache=None, floor=False))
+    record.update({k: v for k, v in score.items() if k != "run"})
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    print(json.dumps({k: record.get(k) for k in ("name", "steps", "judge_fd", "judge_agreement",
+                                                 "own_encoder_agreement")}), flush=True)
+    return record
+
+
+def table(_args) -> str:
+    rows = [json.loads(p.read_text()) for p in sorted(RECORDS.glob("screen-*.json"))]
+    rows = sorted((r for r in rows if "judge_fd" in r), key=lambda r: r["judge_fd"])
+    lines = ["| configuration | steps | images / CPU s | judge-FD (2k) | judge agreement | own encoder's |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        agree = r.get("judge_agreement")
+        own = r.get("own_encoder_agreement")
+        lines.append(f"| {r['name']} | {r['steps']} | {r['images_per_cpu_s']} | {r['judge_fd']:.2f} | "
+                     f"{'-' if agree is None else f'{agree:.3f}'} | {'-' if own is None else f'{own:.3f}'} |")
+    text = "\n".join(lines)
+    print(text)
+    return text
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("screen")
+    s.add_argument("--encoder", default="runs/s16/enc16/encoder.pt", help="the shared encoder (encoder.pt)")
+    s.add_argument("--judge", default="runs/judge.pt")
+    s.add_argument("--data", default="data/cifar10-jpeg/train.zip")
+    s.add_argument("--test", default="data/cifar10-jpeg/test.zip")
+    s.add_argument("--runs", default="runs/screen")
+    s.add_argument("--cpu-minutes", type=float, default=4.0, help="generator budget of each run (CPU minutes)")
+    s.add_argument("--n", type=int, default=2000, help="samples scored")
+    s.add_argument("--only", nargs="+", default=None, choices=list(SCREEN))
+    sc = sub.add_parser("score", help="score the records that have no judge scores yet")
+    for a in ("judge", "data", "test", "n"):
+        sc._add_action(next(x for x in s._actions if x.dest == a))
+    sub.add_parser("table")
+    args = p.parse_args(argv)
+    if args.command == "table":
+        return table(args)
+    set_threads(1)
+    if args.command == "score":
+        for path in sorted(RECORDS.glob("screen-*.json")):
+            if "judge_fd" not in json.loads(path.read_text()):
+                score_record(path, args)
+        return
+    for name in args.only or SCREEN:
+        run_one(name, SCREEN[name], args)
+
+
+if __name__ == "__main__":
+    main()
