@@ -1,6 +1,6 @@
 """The search for the CPU preset: configurations of the CIFAR-10 trainer at equal compute, scored by one judge.
 
-    python bench/cifar_cpu_recipe.py screen --encoder runs/s16/enc16/encoder.pt --cpu-minutes 4 [--only a b]
+    python bench/cifar_cpu_recipe.py screen --encoder runs/s16/enc16/encoder.pt --cpu-minutes 2 [--only a b]
     python bench/cifar_cpu_recipe.py score                 # judge the runs not judged yet (when the judge is ready)
     python bench/cifar_cpu_recipe.py table                 # the table from the records in docs/results/cifar_cpu/
 
@@ -100,6 +100,38 @@ def score_record(path: Path, args) -> dict:
     return record
 
 
+def final_record(args) -> dict:
+    """The record of a full-length run (the preset's, or the GAN peer's): timing from its log or summary, the
+    judge's scores at every EMA snapshot and at the end, FID from its log (``python -m drifting_min.cifar fid
+    --out RUN`` appends it there), and three grids copied next to the record for the site."""
+    import shutil
+
+    run = Path(args.run)
+    lines = [json.loads(ln) for ln in (run / "log.jsonl").read_text().splitlines() if ln.strip()]
+    points = sorted(run.glob("snapshots/ema_step_*.pt")) + [run / "ema.pt"]
+    judged = []
+    for path in points:
+        score = cifar_judge.score(argparse.Namespace(judge=args.judge, run=str(path), n=args.n, seed=1,
+                                                     test=args.test, data=args.data, cache=None, floor=False))
+        judged.append({k: v for k, v in score.items() if k != "run"})
+        print(json.dumps(judged[-1]), flush=True)
+    steps = [ln for ln in lines if "loss" in ln or "d_loss" in ln]
+    record = {"name": args.name, "run": str(run), "kind": args.kind, "date": time.strftime("%Y-%m-%d"),
+              "config": json.loads((run / "config.json").read_text()) if (run / "config.json").exists() else
+              json.loads((run / "summary.json").read_text()),
+              "steps": judged[-1]["step"], "log": steps,
+              "fid": [ln for ln in lines if ln.get("event") == "fid" or "fid" in ln and "n" in ln],
+              "judged": judged, "command": args.command_line,
+              "cpu_time_s": args.cpu_s, "wall_time_s": args.wall_s, "notes": args.notes}
+    RECORDS.mkdir(parents=True, exist_ok=True)
+    (RECORDS / f"final-{args.name}.json").write_text(json.dumps(record, indent=1) + "\n")
+    grids = sorted(run.glob("grids/step_*.png"))
+    for g in grids[-3:] if len(grids) <= 3 else [grids[len(grids) // 3 - 1], grids[2 * len(grids) // 3 - 1],
+                                                   grids[-1]]:
+        shutil.copyfile(g, RECORDS / f"{args.name}-{g.name}")
+    return record
+
+
 def table(_args) -> str:
     rows = [json.loads(p.read_text()) for p in sorted(RECORDS.glob("screen-*.json"))]
     rows = sorted((r for r in rows if "judge_fd" in r), key=lambda r: r["judge_fd"])
@@ -124,14 +156,27 @@ def main(argv=None):
     s.add_argument("--data", default="data/cifar10-jpeg/train.zip")
     s.add_argument("--test", default="data/cifar10-jpeg/test.zip")
     s.add_argument("--runs", default="runs/screen")
-    s.add_argument("--cpu-minutes", type=float, default=4.0, help="generator budget of each run (CPU minutes)")
+    s.add_argument("--cpu-minutes", type=float, default=2.0, help="generator budget of each run (CPU minutes)")
     s.add_argument("--n", type=int, default=2000, help="samples scored")
     s.add_argument("--only", nargs="+", default=None, choices=list(SCREEN))
     sc = sub.add_parser("score", help="score the records that have no judge scores yet")
     for a in ("judge", "data", "test", "n"):
         sc._add_action(next(x for x in s._actions if x.dest == a))
+    f = sub.add_parser("final", help="the record of a full-length run")
+    for a in ("judge", "data", "test", "n"):
+        f._add_action(next(x for x in s._actions if x.dest == a))
+    f.add_argument("--run", required=True)
+    f.add_argument("--name", required=True)
+    f.add_argument("--kind", default="drifting", choices=["drifting", "gan"])
+    f.add_argument("--command-line", default="", help="the command that trained the run")
+    f.add_argument("--cpu-s", type=float, default=None, help="process CPU seconds of the whole run")
+    f.add_argument("--wall-s", type=float, default=None, help="wall seconds of the whole run")
+    f.add_argument("--notes", default="")
     sub.add_parser("table")
     args = p.parse_args(argv)
+    if args.command == "final":
+        set_threads(1)
+        return final_record(args)
     if args.command == "table":
         return table(args)
     set_threads(1)

@@ -68,3 +68,53 @@ def test_help_lists_the_presets(capsys):
         command._parser().parse_args(["train", "--help"])
     text = capsys.readouterr().out
     assert "--preset" in text and "cpu" in text and "gpu" in text
+
+
+# ------------------------------------------------------------------------------------------ feature choice
+
+
+def test_feature_choice_selects_stages_locations_and_patches():
+    import torch
+
+    from drifting_min.cifar.encoder import Encoder, freeze
+    from drifting_min.cifar.train import drift_features
+
+    torch.manual_seed(0)
+    enc = freeze(Encoder(8, 10))
+    images = torch.rand(6, 3, 32, 32) * 2 - 1
+    full = drift_features(enc, images, raw=True)
+    assert set(full) == set(drift_features(enc, images, True, (0, 1, 2), True, (2, 4)))
+    chosen = drift_features(enc, images, raw=False, stages=(1, 2), locations=False, patch_sizes=(2,))
+    assert set(chosen) == {"s1.mean", "s1.std", "s1.p2.mean", "s1.p2.std", "s2.mean", "s2.std", "s2.p2.mean",
+                           "s2.p2.std"}
+    for name, value in chosen.items():  # the same numbers as in the full set, named after the encoder's stage
+        assert torch.equal(value, full[name]), name
+
+
+def test_zero_patch_size_means_none():
+    cfg = CifarConfig(patch_sizes=(0,))
+    assert cfg.patch_sizes == ()
+    with pytest.raises(ValueError, match="stages"):
+        CifarConfig(feature_stages=(3,))
+
+
+def test_snapshots_keep_the_ema_along_the_run(tmp_path):
+    import torch
+
+    from drifting_min.cifar.config import TINY
+    from drifting_min.cifar.sample import load_generator
+    from drifting_min.cifar.train import train
+    from tests.test_cifar import write_folder
+
+    data = write_folder(tmp_path / "images")
+    cfg = CifarConfig(**{**TINY, "data": str(data), "snapshot_every": 2})
+    train(cfg, tmp_path / "run", progress=False)
+    snaps = sorted((tmp_path / "run" / "snapshots").glob("ema_step_*.pt"))
+    assert [p.name for p in snaps] == ["ema_step_000002.pt", "ema_step_000004.pt", "ema_step_000006.pt"]
+    last, blob = load_generator(snaps[-1])
+    final, _ = load_generator(tmp_path / "run")
+    assert blob["step"] == cfg.gen_steps
+    for a, b in zip(last.parameters(), final.parameters()):
+        assert torch.equal(a, b), "the last snapshot is the final EMA"
+    first, _ = load_generator(snaps[0])
+    assert any(not torch.equal(a, b) for a, b in zip(first.parameters(), final.parameters()))
