@@ -47,9 +47,7 @@ SCREEN: dict[str, dict] = {
     "stages12": {"feature_stages": (1, 2)},
     "no-raw": {"raw_feature": False},
     "taus-05-2": {"taus": (0.05, 0.2)},
-    "ema999": {"ema": 0.999},
     "enc8": {"encoder_width": 8, "encoder_epochs": 1.0},
-    "no-patch": {"patch_sizes": (0,)},
 }
 
 

@@ -121,8 +121,9 @@ def score(args) -> dict:
         y = torch.from_numpy(labels)
         result["judge_agreement"] = round((_apply(judge, x).argmax(1) == y).float().mean().item(), 4)
         run_dir = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent
-        enc_path = next((d / "encoder.pt" for d in (run_dir, run_dir.parent) if (d / "encoder.pt").exists()),
-                        run_dir / "encoder.pt")
+        given = (blob.get("config") or {}).get("encoder")  # a run trained on another encoder's file
+        enc_path = Path(given) if given else next((d / "encoder.pt" for d in (run_dir, run_dir.parent)
+                                                   if (d / "encoder.pt").exists()), run_dir / "encoder.pt")
         if enc_path.exists():
             enc, enc_info = load_encoder(enc_path, "cpu")
             enc.eval()
