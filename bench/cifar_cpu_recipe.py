@@ -180,7 +180,9 @@ def main(argv=None):
     set_threads(1)
     if args.command == "score":
         for path in sorted(RECORDS.glob("screen-*.json")):
-            if "judge_fd" not in json.loads(path.read_text()):
+            record = json.loads(path.read_text())
+            if "judge_fd" not in record or (record["config"]["conditional"] and
+                                            record.get("own_encoder_agreement") is None):
                 score_record(path, args)
         return
     for name in args.only or SCREEN:

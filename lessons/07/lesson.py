@@ -39,14 +39,17 @@
 
 # %%
 import dataclasses
+import json
 import math
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from PIL import Image
 
 from course import check_exercise, learner_or_reference, load_exercises
+from course.loader import LESSONS
 from drifting_min import features
 from drifting_min.cifar import train
 from drifting_min.cifar.config import CifarConfig
@@ -508,9 +511,101 @@ for n in (250, 1000, 4000, 16000):
 #
 # ## 9. What to expect
 #
+# ### On a CPU: the `cpu` preset
+#
+# ```bash
+# python -m drifting_min.cifar train --preset cpu --out runs/cpu --threads 2   # encoder, then generator
+# python -m drifting_min.cifar fid --out runs/cpu --n 2000 --inception PATH --ref-stats PATH
+# ```
+#
+# CPU_PRESET_PROSE
+#
+# **How the preset was found.** `bench/cifar_cpu_recipe.py screen` trains each configuration below from the
+# same start (class-conditional, generator width 16, 80 + 80 images a step, learning rate $10^{-3}$, EMA 0.99,
+# every feature) with one change each, for the same budget of two minutes of *process CPU time* on one
+# thread (the machine was shared with other work, so CPU time, not wall time, is what each configuration
+# got alike), with one shared encoder (width 16, two epochs, 67.3% test accuracy), and scores its EMA weights
+# with a judge that owes nothing to the run (`bench/cifar_judge.py`: another architecture, seed and optimiser,
+# trained on the training images; its accuracy on the real test images is printed beside it): the share of the
+# class-$c$ samples it calls class $c$, the same share by the run's own encoder, and the Frechet distance between
+# the judge's features of 2,000 samples and of the 10,000 test images (judge-FD, a cheap stand-in for FID while
+# screening). The table is made from the records in `docs/results/cifar_cpu/`:
+
+# %%
+RECORDS = LESSONS.parent / "docs" / "results" / "cifar_cpu"
+screen = sorted((json.loads(p.read_text()) for p in RECORDS.glob("screen-*.json")),
+                key=lambda r: r.get("judge_fd", float("inf")))
+print(f"{'configuration':<12} {'change':<44} {'steps':>5} {'img/CPU s':>9} {'judge-FD':>8} {'agree':>6} "
+      f"{'own enc':>7}")
+for r in screen:
+    change = ", ".join(f"{k}={v}" for k, v in r["overrides"].items()) or "(the starting point)"
+    agree, own = r.get("judge_agreement"), r.get("own_encoder_agreement")
+    print(f"{r['name']:<12} {change[:44]:<44} {r['steps']:>5} {r['images_per_cpu_s']:>9.0f} "
+          f"{r.get('judge_fd', float('nan')):>8.2f} {'-' if agree is None else f'{agree:.3f}':>6} "
+          f"{'-' if own is None else f'{own:.3f}':>7}")
+if screen:
+    print(f"judge: {screen[0]['judge_test_accuracy']:.3f} accuracy on the real test images; chance 0.100")
+
+# %% [markdown]
+# CPU_SCREEN_PROSE
+#
+# **The preset at full length, and a peer at the same budget.** The grids below are the `cpu` preset's EMA
+# samples (one row per class: airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck) at three
+# points of its run; the curves are the judge's scores along the run and each temperature's raw drift. The
+# peer is a small GAN (`bench/cifar_gan_peer.py`: the same generator and EMA, a spectrally normalised
+# projection discriminator, the non-saturating loss) trained on the same machine for the same CPU time,
+# scored by the same FID and judge.
+
+# %%
+finals = {r["name"]: r for r in (json.loads(p.read_text()) for p in sorted(RECORDS.glob("final-*.json")))}
+drift = finals.get("cpu")
+if drift is not None:
+    grids = sorted(RECORDS.glob("cpu-step_*.png"))
+    fig, axes = plt.subplots(1, len(grids), figsize=(4.2 * len(grids), 4.4))
+    for ax, path in zip(np.atleast_1d(axes), grids):
+        ax.imshow(Image.open(path))
+        ax.set_title(f"step {int(path.stem.split('_')[-1])}", fontsize=10)
+        ax.axis("off")
+    show(fig)
+    fig, (ax_judge, ax_raw) = plt.subplots(1, 2, figsize=(11, 3.6))
+    steps = [j["step"] for j in drift["judged"]]
+    ax_judge.plot(steps, [j["judge_agreement"] for j in drift["judged"]], "o-", label="judge's agreement")
+    ax_judge.plot(steps, [j["own_encoder_agreement"] for j in drift["judged"]], "s--",
+                  label="own encoder's agreement")
+    ax_judge.axhline(drift["judged"][-1]["judge_test_accuracy"], color="gray", lw=0.8,
+                     label="judge on real test images")
+    ax_judge.axhline(0.1, color="gray", ls=":", lw=0.8, label="chance")
+    ax_judge.set_xlabel("step")
+    ax_judge.set_ylim(0, 1)
+    ax_judge.legend(fontsize=8)
+    ax_fd = ax_judge.twinx()
+    ax_fd.plot(steps, [j["judge_fd"] for j in drift["judged"]], "^-", color="C3")
+    ax_fd.set_ylabel("judge-FD (2,000 samples)", color="C3")
+    log = drift["log"]
+    for i, tau in enumerate(drift["config"]["taus"]):
+        ax_raw.plot([ln["step"] for ln in log], [ln["raw_drift_sq"][i] for ln in log], label=f"tau = {tau}")
+    ax_raw.set_yscale("log")
+    ax_raw.set_xlabel("step")
+    ax_raw.set_title("raw mean square drift (summed over features)", fontsize=10)
+    ax_raw.legend(fontsize=8)
+    show(fig)
+
+print(f"{'run':<10} {'CPU min':>7} {'steps':>6} {'FID-2k':>7} {'floor':>6} {'judge agree':>11} {'own enc':>8}")
+for name, r in finals.items():
+    fid = next((f for f in r["fid"] if f.get("n") == 2000), None)
+    last = r["judged"][-1]
+    agree, own = last.get("judge_agreement"), last.get("own_encoder_agreement")
+    print(f"{name:<10} {r['cpu_time_s'] / 60:>7.1f} {r['steps']:>6} "
+          f"{'-' if fid is None else format(fid['fid'], '.1f'):>7} {16.19:>6.2f} "
+          f"{'-' if agree is None else format(agree, '.3f'):>11} {'-' if own is None else format(own, '.3f'):>8}")
+
+# %% [markdown]
+# CPU_FINAL_PROSE
+#
+# ### On a GPU
+#
 # **No GPU result of this trainer is published yet:** the run on a GPU is still to be done, and this page will
-# show its numbers (FID against the floor, samples, time) when it has them. Until then, here is what a run
-# does, and what others found.
+# show its numbers (FID against the floor, samples, time) when it has them. GPU_PLAN_PROSE
 #
 # * The encoder stage trains first and prints its test accuracy (it is cached: a resumed run skips it).
 # * The loss stays near a constant: each temperature's force is normalised to unit size, so the loss measures
