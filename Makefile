@@ -46,13 +46,16 @@ $(VENV)/.lab-installed: requirements-lab.txt $(STAMP)
 
 lab: $(VENV)/.lab-installed
 	JUPYTER_CONFIG_PATH="$(CURDIR)/tools/jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
-	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} PATH="$(CURDIR)/$(VENV)/bin:$$PATH" \
+	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CHECKOUT_PATH) \
 	$(PY) -m jupyterlab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/lessons $(LAB_ARGS)
 
 # The site: `make site` builds it into site/ (lessons executed), `make serve` serves it while you edit, and
 # `make site-check` opens every page in headless Chromium (apt-get install chromium chromium-driver).
 # MathJax and the fonts come from npm (package-lock.json) and are served by the site itself.
-SITE_ENV := NO_MKDOCS_2_WARNING=1 OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
+# PYTHONPATH: the lessons' kernels import this checkout's drifting_min and course, whatever .venv's editable
+# install points at.
+CHECKOUT_PATH := PYTHONPATH="$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH}"
+SITE_ENV := NO_MKDOCS_2_WARNING=1 OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CHECKOUT_PATH)
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund

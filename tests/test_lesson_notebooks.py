@@ -48,9 +48,13 @@ def test_a_lesson_notebook_runs_in_a_kernel(monkeypatch):
 
     lesson = "02"
     notebook = nbformat.reads(sitegen.lesson_notebook(lesson), as_version=4)
-    # the kernel is this environment's Python (the "python3" kernel runs the first `python` on PATH), one thread
+    # the kernel is this environment's Python (the "python3" kernel runs the first `python` on PATH) importing
+    # this checkout's packages (as `make lab` and `make site` arrange), on one thread
     monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
+    notebook.cells.append(nbformat.v4.new_code_cell("import course, drifting_min\nprint(course.__file__, "
+                                                    "drifting_min.__file__)"))
     client = NotebookClient(notebook, timeout=300, kernel_name="python3",
                             resources={"metadata": {"path": str(ROOT / "lessons" / lesson)}})
     client.execute()  # raises CellExecutionError on the first cell that fails
@@ -61,3 +65,7 @@ def test_a_lesson_notebook_runs_in_a_kernel(monkeypatch):
     for exercise in ids:
         assert f"Exercise {exercise} `" in printed, f"no verdict of exercise {exercise} in the notebook's output"
     assert all(c.execution_count for c in notebook.cells if c.cell_type == "code"), "every code cell ran"
+    where = notebook.cells[-1].outputs[0]["text"].split()
+    assert where == [str(ROOT / "course" / "__init__.py"), str(ROOT / "drifting_min" / "__init__.py")], (
+        "the kernel graded another checkout's files"
+    )
