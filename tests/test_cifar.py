@@ -232,7 +232,7 @@ def test_autocast_step(archive, amp):
     float32; fp16 with a loss scale."""
     for conditional in (False, True):
         tr = _trainer(archive, conditional=conditional, amp=amp)
-        assert tr.precision == amp and tr.amp and tr.scaler.is_enabled() == (amp == "fp16")
+        assert tr.precision == amp and tr.scaler.is_enabled() == (amp == "fp16")
         info = tr.train_step()
         assert tr.step == 1 and info["loss"] > 0 and all(p.dtype == torch.float32 for p in tr.net.parameters())
         assert ("loss_scale" in info) == (amp == "fp16")

@@ -197,7 +197,6 @@ class Trainer:
         self.real = RealSampler(data["labels"], cfg.seed, cfg.batch_real, per_class=cfg.conditional)
         self.step = 0
         self.precision, _ = choose_precision(cfg.amp, device)  # "bf16", "fp16" or "fp32"
-        self.amp = self.precision != "fp32"  # autocast on
         self.scaler = grad_scaler(self.precision, device)  # enabled for fp16 only
 
     def gen_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
