@@ -1,7 +1,7 @@
 """Speed of the CIFAR-10 trainer's step: images per second and where the time goes.
 
     python bench/bench_cifar_step.py                 # CPU: a small configuration (see SMALL_CPU)
-    python bench/bench_cifar_step.py --device cuda   # CUDA: the default configuration, bf16 autocast
+    python bench/bench_cifar_step.py --device cuda   # CUDA: the default configuration, the device's precision
     python bench/bench_cifar_step.py --options       # CPU preset: speed options against its plain step
 
 Prints (1) generated images per second of the whole training step (``Trainer.train_step``), (2) the share of
@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from drifting_min.cifar.config import PRESETS, CifarConfig
 from drifting_min.cifar.encoder import Encoder, freeze
+from drifting_min.cifar.precision import autocast
 from drifting_min.cifar.train import Trainer, config_features, ema_update
 from drifting_min.features import feature_drift_loss, released_drift_loss
 from drifting_min.runtime import set_threads
@@ -47,7 +48,7 @@ def sections(tr: Trainer, now) -> dict[str, float]:
     cfg = tr.cfg
     eps, labels = tr.gen_batch(tr.step)
     real = tr.real_batch(tr.step)
-    with torch.autocast(device_type=tr.device.type, dtype=torch.bfloat16, enabled=tr.amp):
+    with autocast(tr.precision, tr.device):
         t0 = now()
         images = tr.net(eps, labels)
         t1 = now()
@@ -74,7 +75,7 @@ def field_batched_vs_loop(tr: Trainer, now, repeats: int) -> tuple[float, float]
     """Seconds of the feature losses' forward: all groups of a feature in one call, against one call per group."""
     cfg = tr.cfg
     eps, labels = tr.gen_batch(0)
-    with torch.no_grad(), torch.autocast(device_type=tr.device.type, dtype=torch.bfloat16, enabled=tr.amp):
+    with torch.no_grad(), autocast(tr.precision, tr.device):
         fg = config_features(tr.encoder, tr.net(eps, labels), cfg)
         fr = config_features(tr.encoder, tr.real_batch(0), cfg)
         batched, looped = [], []
@@ -194,7 +195,7 @@ def main(argv=None) -> dict:
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else
                                  f" ({torch.get_num_threads()} threads)"),
         "config": {k: getattr(cfg, k) for k in ("batch_gen", "batch_real", "gen_width", "encoder_width")},
-        "amp_bf16": tr.amp,
+        "precision": tr.precision,
         "step_ms": round(1000 * step_s, 1),
         "images_per_s": round(cfg.batch_gen / step_s, 1),
         "share": {k: round(v / total, 3) for k, v in share.items()},

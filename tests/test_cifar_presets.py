@@ -54,7 +54,7 @@ def test_explicit_flags_win_over_the_preset(argv, key, value):
 
 
 def test_given_options_sees_only_what_was_written():
-    argv = ["train", "--out", "r", "--lr", "0.001", "--no-amp", "--taus", "0.1"]
+    argv = ["train", "--out", "r", "--lr", "0.001", "--amp", "fp32", "--taus", "0.1"]
     assert given_options(command._parser(), argv) == {"command", "out", "lr", "amp", "taus"}
 
 

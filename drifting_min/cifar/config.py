@@ -6,7 +6,8 @@ same command again (same ``--out``) resumes with it.
 
 The defaults are sized for one H100/H200-class GPU: the encoder trains for about a minute, the generator for
 about six (``gen_steps`` steps of ``batch_gen`` generated images against ``batch_real`` real ones), in bf16
-autocast with the distances and softmaxes in float32. On a CPU use a tiny configuration (see ``TINY``).
+autocast with the distances and softmaxes in float32 (``amp="auto"`` picks fp16 on older GPUs: see
+``precision``). On a CPU use a tiny configuration (see ``TINY``).
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ class CifarConfig:
     # -- run
     seed: int = _opt(0, "seed of weights, noise and data order")
     device: str = _opt("auto", "auto (cuda if available), cpu, cuda, cuda:1, ...")
-    amp: bool = _opt(True, "bf16 autocast on CUDA (CPU always runs float32)")
+    amp: Literal["auto", "bf16", "fp16", "fp32"] = _opt(
+        "auto", "mixed precision: auto follows the device (bf16 on GPUs of compute capability 8.0 or more, fp16 "
+        "with a gradient scaler on older ones such as the T4 and V100, fp32 on a CPU); or bf16, fp16, fp32")
     minutes: float = _opt(0.0, "cap on this invocation's wall time (0: none); it ends with a checkpoint")
     ckpt_every: int = _opt(1000, "checkpoint every this many steps (and at the end)")
     grid_every: int = _opt(1000, "sample grid every this many steps (and at the end)")
@@ -71,6 +74,10 @@ class CifarConfig:
     threads: int = _opt(0, "CPU threads for torch (0: OMP_NUM_THREADS if set, else 1; see drifting_min.runtime)")
 
     def __post_init__(self):
+        if isinstance(self.amp, bool):  # runs stored before amp named a precision: True was bf16 autocast on CUDA
+            self.amp = "auto" if self.amp else "fp32"
+        if self.amp not in ("auto", "bf16", "fp16", "fp32"):
+            raise ValueError(f"amp must be auto, bf16, fp16 or fp32, got {self.amp!r}")
         self.taus = tuple(float(t) for t in self.taus)
         if not self.taus or min(self.taus) <= 0:
             raise ValueError(f"temperatures must be positive, got {self.taus}")

@@ -55,6 +55,7 @@ from drifting_min.cifar import train
 from drifting_min.cifar.config import CifarConfig
 from drifting_min.cifar.encoder import Encoder
 from drifting_min.cifar.generator import Generator
+from drifting_min.cifar.precision import choose_precision
 
 torch.set_num_threads(1)  # the site builds on one core; every cell below takes at most a few seconds there
 ex = load_exercises("07")
@@ -387,7 +388,8 @@ show(fig)
 # ## 6. Mixed precision, and where float32 is kept
 #
 # On a GPU the generator and the encoder run under bf16 autocast: their convolutions then use the GPU's bf16
-# tensor cores and move half the bytes. Three places stay float32:
+# tensor cores and move half the bytes (on a GPU without fast bf16, such as a T4, fp16 with a gradient scaler:
+# section 9). Three places stay float32:
 #
 # * **distances and softmaxes.** bf16 keeps 8 significant bits: between 1 and 2 its numbers are $2^{-7}
 #   \approx 0.008$ apart. A rescaled distance near 1 is then known to $\pm 0.004$, and at $R = 0.02$ the
@@ -509,7 +511,75 @@ for n in (250, 1000, 4000, 16000):
 # --n 500 1000` (about 8 minutes on one busy CPU core: the network takes a second for two to six images
 # there; 10,000 samples want a GPU).
 #
-# ## 9. What to expect
+# ## 9. No GPU of your own
+#
+# Colab's free tier lends a GPU for a session, usually an NVIDIA T4: 16 GB of memory, compute capability 7.5,
+# tensor cores for fp16 but not for bf16. The trainer's default `--amp auto` reads the capability and trains
+# there in fp16 with a gradient scaler (section 6 explains what stays float32); it prints its choice at the
+# start, and the run's `config.json` records it as `"amp": "fp16"`. On an A100, H100 or newer it picks bf16, on
+# a CPU float32:
+
+# %%
+device = train.pick_device("auto")
+precision, why = choose_precision("auto", device)
+print(f"this machine: {device}, {precision} ({why})")
+
+# %% [markdown]
+# In a new Colab notebook, pick *Runtime > Change runtime type > T4 GPU*, then run these cells, one a cell.
+# First, which GPU you got (the trainer's choice follows `compute_cap`):
+#
+# ```python
+# !nvidia-smi --query-gpu=name,compute_cap,memory.total --format=csv
+# ```
+#
+# The course, installed without its dependencies: Colab already has torch with CUDA, NumPy, Matplotlib, tqdm and
+# Pillow, and `--no-deps` keeps its torch instead of the version `requirements.txt` pins. Put the address of
+# this course's repository (the one you cloned) in `REPO`:
+#
+# ```python
+# REPO = "https://..."  # the address of this course's repository
+# !git clone --depth 1 {REPO} drifting-course
+# %cd drifting-course
+# !pip install --quiet --no-deps -e .
+# ```
+#
+# The run folder on Google Drive, so that the checkpoints outlive the session:
+#
+# ```python
+# from google.colab import drive
+# drive.mount("/content/drive")
+# RUN = "/content/drive/MyDrive/drifting/runs/t4"
+# ```
+#
+# Training with the defaults (an own encoder, then 10,000 generator steps of 512 + 512 images), each invocation
+# capped at an hour. It downloads CIFAR-10 first (about 170 MB, md5-checked). When the
+# session ends or the hour is up, run the same cell again: it resumes from the last checkpoint.
+#
+# ```python
+# !python -m drifting_min.cifar train --out {RUN} --minutes 60
+# ```
+#
+# Then the samples and the curves:
+#
+# ```python
+# !python -m drifting_min.cifar sample --out {RUN}
+# !python -m drifting_min.cifar plot --out {RUN}
+# from IPython.display import Image, display
+# display(Image(f"{RUN}/samples/grid.png"), Image(f"{RUN}/curves.png"))
+# ```
+#
+# **How long: estimates, not measurements.** No run on a T4 has been timed yet; until one is, these numbers come
+# from counting the work. `python bench/cifar_flops.py --rates 16 4 6.5 2.4` counts (on a CPU, in a few
+# minutes) 2.02 TFLOP for one generator step at the defaults, 1.58 of them in the networks (run in fp16) and
+# 0.44 in the float32 field, and 0.96 PFLOP for the whole encoder stage; the step's peak memory there, all in
+# float32, is 4.5 GiB, well inside the T4's 16 GB. The T4's peaks are 65 TFLOP/s in fp16
+# on its tensor cores and 8.1 in float32. At a quarter of the first and half of the second (16 and 4) a step
+# takes 0.21 s and the 10,000 steps 35 minutes; at a tenth and 30% (6.5 and 2.4), 0.43 s and 71 minutes. The
+# encoder stage adds 1 to 3 minutes, the download a minute or two. So expect **40 to 75 minutes** on a T4, or
+# more: the count leaves out memory traffic and the elementwise work. `--gen-steps 5000` halves the generator's
+# part (the schedule follows the shorter run). The measured time, once there is one, replaces this paragraph.
+#
+# ## 10. What to expect
 #
 # ### On a CPU: the `cpu` preset
 #
