@@ -2,6 +2,8 @@
 
     python bench/cifar_cpu_recipe.py screen --encoder runs/s16/enc16/encoder.pt --cpu-minutes 2 [--only a b]
     python bench/cifar_cpu_recipe.py score                 # judge the runs not judged yet (when the judge is ready)
+    python bench/cifar_cpu_recipe.py snapshot-fid --run runs/cpu --step 1000   # FID-2k of an EMA snapshot
+    python bench/cifar_cpu_recipe.py final --run runs/cpu --name cpu          # the record of a full-length run
     python bench/cifar_cpu_recipe.py table                 # the table from the records in docs/results/cifar_cpu/
 
 ``screen`` trains each configuration of ``SCREEN`` (overrides of the CPU preset) on the JPEG training images
@@ -98,6 +100,28 @@ def score_record(path: Path, args) -> dict:
     return record
 
 
+def snapshot_fid(args) -> dict:
+    """FID of one EMA snapshot of a run, by the trainer's own ``fid`` command: the snapshot is copied to
+    RUN/at_step_NNNNNN/ema.pt, and the command appends its result to that folder's log, where ``final`` finds
+    it."""
+    import shutil
+
+    from drifting_min.cifar.__main__ import main as command
+
+    run = Path(args.run)
+    folder = run / f"at_step_{args.step:06d}"
+    folder.mkdir(exist_ok=True)
+    shutil.copyfile(run / "snapshots" / f"ema_step_{args.step:06d}.pt", folder / "ema.pt")
+    return command(["fid", "--out", str(folder), "--n", str(args.n), "--inception", args.inception,
+                    "--ref-stats", args.ref_stats, "--no-progress", "--threads", "1"])
+
+
+def _fids(folder: Path) -> list[dict]:
+    log = folder / "log.jsonl"
+    lines = [json.loads(ln) for ln in log.read_text().splitlines() if ln.strip()] if log.exists() else []
+    return [ln for ln in lines if ln.get("event") == "fid"]
+
+
 def final_record(args) -> dict:
     """The record of a full-length run (the preset's, or the GAN peer's): timing from its log or summary, the
     judge's scores at every EMA snapshot and at the end, FID from its log (``python -m drifting_min.cifar fid
@@ -112,6 +136,8 @@ def final_record(args) -> dict:
         score = cifar_judge.score(argparse.Namespace(judge=args.judge, run=str(path), n=args.n, seed=1,
                                                      test=args.test, data=args.data, cache=None, floor=False))
         judged.append({k: v for k, v in score.items() if k != "run"})
+        at = run / f"at_step_{score['step']:06d}" if path.parent.name == "snapshots" else run
+        judged[-1]["fid"] = [{k: f[k] for k in ("fid", "n", "reference") if k in f} for f in _fids(at)]
         print(json.dumps(judged[-1]), flush=True)
     steps = [ln for ln in lines if "loss" in ln or "d_loss" in ln]
     record = {"name": args.name, "run": str(run), "kind": args.kind, "date": time.strftime("%Y-%m-%d"),
@@ -170,8 +196,16 @@ def main(argv=None):
     f.add_argument("--cpu-s", type=float, default=None, help="process CPU seconds of the whole run")
     f.add_argument("--wall-s", type=float, default=None, help="wall seconds of the whole run")
     f.add_argument("--notes", default="")
+    sf = sub.add_parser("snapshot-fid", help="FID of one EMA snapshot of a run (the trainer's fid command)")
+    sf.add_argument("--run", required=True)
+    sf.add_argument("--step", type=int, required=True)
+    sf.add_argument("--n", type=int, default=2000)
+    sf.add_argument("--inception", default="data/fid/inception-2015-12-05-fp16.pt")
+    sf.add_argument("--ref-stats", default="data/fid/cifar10-jpeg-test-stats.npz")
     sub.add_parser("table")
     args = p.parse_args(argv)
+    if args.command == "snapshot-fid":
+        return snapshot_fid(args)
     if args.command == "final":
         set_threads(1)
         return final_record(args)
