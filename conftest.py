@@ -6,6 +6,7 @@ command that runs that exercise's checks alone.
 
 from __future__ import annotations
 
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 
@@ -72,7 +73,7 @@ def pytest_runtest_makereport(item, call):
             report.longrepr = f"NotImplementedError: {error}"
         first = str(error).strip().splitlines()
         hint = next((line for line in first if line.startswith("Hint:")), first[0] if first else type(error).__name__)
-        report.user_properties.append(("hint", hint[:160]))
+        report.user_properties.append(("hint", hint))
         report.user_properties.append(("not_implemented", isinstance(error, NotImplementedError)))
 
 
@@ -105,5 +106,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         alone = f"pytest {row['file']} -k ex{ex_id.replace('.', '_')}"
         tr.write_line(f"{ex_id:>5}  {name:<28} {status:<16} {row['passed']}/{total} checks   {alone}")
         if row["failed"]:
-            tr.write_line(f"       {row['hint']}")
+            for line in textwrap.wrap(row["hint"], width=110, initial_indent=" " * 7, subsequent_indent=" " * 13):
+                tr.write_line(line)
     tr.write_line(f"{done} of {len(board)} exercises complete")

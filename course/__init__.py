@@ -5,10 +5,14 @@ Nothing imported here imports pytest, so a notebook can ``from course import che
 
 from .checks import (
     CheckFailed,
+    call_on_meta,
+    call_requiring_grad,
     call_unchanged,
     check_close,
     check_dtype,
+    check_fresh_result,
     check_no_graph,
+    check_python_float,
     check_tensor,
     check_true,
     exercise,
@@ -19,11 +23,15 @@ from .notebook import check_exercise
 
 __all__ = [
     "CheckFailed",
+    "call_on_meta",
+    "call_requiring_grad",
     "call_unchanged",
     "check_close",
     "check_dtype",
     "check_exercise",
+    "check_fresh_result",
     "check_no_graph",
+    "check_python_float",
     "check_tensor",
     "check_true",
     "draw",

@@ -208,7 +208,7 @@ def test_ex5_3_float32_small_tau_and_inputs_unchanged(ex):
 
 @exercise("5.4", "ablation")
 def test_ex5_4_matches_training_runs(ex):
-    out = call_unchanged(ex.ablation, tiny(), taus=(0.05,),
+    out = call_unchanged(ex.ablation, tiny(), taus=(0.05,), global_rng=False,  # toys.train seeds torch itself
                          hint="build the variant with dataclasses.replace(base, **change): setting fields of base "
                          "changes the caller's config")
     check_true(isinstance(out, dict) and set(out) == {"base", "variant"},
@@ -225,7 +225,7 @@ def test_ex5_4_matches_training_runs(ex):
 
 @exercise("5.4", "ablation")
 def test_ex5_4_attraction_only_is_worse(ex):
-    out = call_unchanged(ex.ablation, tiny(), attraction_only=True)
+    out = call_unchanged(ex.ablation, tiny(), attraction_only=True, global_rng=False)
     b, v = out["base"]["floor_ratio"], out["variant"]["floor_ratio"]
     check_true(v > 2 * b, "attraction only (no repulsion) scores worse than the anti-symmetric field",
                f"floor_ratio: base {b:.3g}, attraction only {v:.3g}",
