@@ -175,15 +175,43 @@ def check_no_graph(got, *, name: str = "result", hint: str = "") -> None:
 
 
 def _watched(value) -> bool:
-    return isinstance(value, torch.Tensor) or dataclasses.is_dataclass(value) and not isinstance(value, type)
+    if isinstance(value, dict):
+        return bool(value) and all(isinstance(v, torch.Tensor) for v in value.values())
+    return (isinstance(value, (torch.Tensor, torch.nn.Module))
+            or dataclasses.is_dataclass(value) and not isinstance(value, type))
+
+
+def _module_state(module: torch.nn.Module) -> dict:
+    """A module's parameters' requires_grad and its training flags (its values may be what a call updates, as
+    a training step does; a check that needs them unchanged compares them itself)."""
+    return {"requires_grad": [p.requires_grad for p in module.parameters()],
+            "training": [m.training for m in module.modules()]}
 
 
 def _copy(value):
-    return value.detach().clone() if isinstance(value, torch.Tensor) else copy.deepcopy(value)
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    if isinstance(value, dict):
+        return {k: v.detach().clone() for k, v in value.items()}
+    if isinstance(value, torch.nn.Module):
+        return _module_state(value)
+    return copy.deepcopy(value)
 
 
 def _change(before, after) -> str:
-    """'' if ``after`` equals ``before`` (a tensor or a dataclass), else what changed."""
+    """'' if ``after`` equals ``before`` (a tensor, a dict of tensors, a module or a dataclass), else what changed."""
+    if isinstance(after, torch.nn.Module):
+        now = _module_state(after)
+        if now["requires_grad"] != before["requires_grad"]:
+            return "its parameters' requires_grad changed (requires_grad_ was called on the module)"
+        if now["training"] != before["training"]:
+            return "its training / eval mode changed (.train() or .eval() was called on it)"
+        return ""
+    if isinstance(before, dict):
+        if set(after) != set(before) or any(after[k] is not None and not isinstance(after[k], torch.Tensor)
+                                            for k in after):
+            return f"its keys were {sorted(before)}, are now {sorted(after)}"
+        return "; ".join(f"[{k!r}] {c}" for k, c in ((k, _change(v, after[k])) for k, v in before.items()) if c)
     if isinstance(before, torch.Tensor):
         if after.shape != before.shape or after.dtype != before.dtype:
             return f"was {_describe(before)}, is now {_describe(after)}"
@@ -228,8 +256,9 @@ def _rng_states() -> tuple:
 def call_unchanged(fn: Callable, *args, hint: str = "", global_rng: bool = True, **kwargs):
     """Call ``fn(*args, **kwargs)`` and check that it had no side effect on its caller.
 
-    - no tensor or config argument is modified in place (tensors compared with clones taken before the call,
-      dataclass configs with deep copies);
+    - no tensor, dict of tensors or config argument is modified in place (tensors compared with clones taken
+      before the call, dataclass configs with deep copies, a dict's entries neither changed nor replaced);
+    - a module argument keeps its parameters' ``requires_grad`` and its train / eval mode;
     - every tensor argument keeps its ``requires_grad`` and ``grad_fn`` (no ``requires_grad_()``, no in-place
       operation that puts an input into a graph);
     - no tensor of the result shares storage with a tensor argument (a returned view or the input itself: a
@@ -247,6 +276,9 @@ def call_unchanged(fn: Callable, *args, hint: str = "", global_rng: bool = True,
     values = list(args) + list(kwargs.values())
     before = [(name, value, _copy(value)) for name, value in zip(names, values) if _watched(value)]
     tensors = [(name, value, _autograd_state(value)) for name, value, _ in before if isinstance(value, torch.Tensor)]
+    tensors += [(f"{name}[{k!r}]", v, _autograd_state(v)) for name, value, _ in before if isinstance(value, dict)
+                for k, v in value.items()]
+    identities = [(name, value, dict(value)) for name, value, _ in before if isinstance(value, dict)]
     torch_rng, numpy_rng = _rng_states()
     result = fn(*args, **kwargs)
     for name, value, copied in before:
@@ -255,6 +287,12 @@ def call_unchanged(fn: Callable, *args, hint: str = "", global_rng: bool = True,
             _fail(f"side effects: the input `{name}` is not modified by the call", change, hint or
                   "compute new tensors (x = x + v, not x += v or x.add_(v)); build a changed config with "
                   "dataclasses.replace instead of setting its fields")
+    for name, value, entries in identities:
+        swapped = [k for k, v in entries.items() if value.get(k) is not v]
+        if swapped:
+            _fail(f"side effects: the dict `{name}` is not modified by the call",
+                  f"its entries {swapped} were replaced by other tensors",
+                  "build and return a new dict ({k: ... for k in ...}); do not assign into the caller's dict")
     for name, value, (requires_grad, grad_fn) in tensors:
         if value.requires_grad != requires_grad or value.grad_fn is not grad_fn:
             _fail(f"side effects: the input `{name}` keeps its autograd state (requires_grad and grad_fn)",
