@@ -313,8 +313,9 @@ def call_unchanged(fn: Callable, *args, hint: str = "", global_rng: bool = True,
     if global_rng and (not torch.equal(after_torch, torch_rng) or not np.array_equal(after_numpy, numpy_rng)):
         _fail("side effects: the global random state is unchanged by the call",
               "torch's (or numpy's) global generator was advanced or reseeded inside the call",
-              "draw from the torch.Generator you are given (torch.randn(..., generator=g)), never from the global "
-              "generator and never torch.manual_seed inside a function")
+              "draw only from a torch.Generator passed in (torch.randn(..., generator=g)), never from the global "
+              "generator (torch.randn, torch.randperm without generator=) and never torch.manual_seed inside a "
+              "function")
     return result
 
 
@@ -367,19 +368,26 @@ def call_on_meta(fn: Callable, *args, name: str = "result", hint: str = DEVICE_H
     return result
 
 
-def call_requiring_grad(fn: Callable, *args, name: str = "result", hint: str = "", **kwargs):
+def call_requiring_grad(fn: Callable, *args, name: str = "result", hint: str = "", grad_args=None, **kwargs):
     """Call ``fn`` with every floating-point tensor argument replaced by a copy that requires grad, checking that
     the call runs (a ``.numpy()`` on a graph raises) and has no side effect (``call_unchanged``).
 
-    Returns ``(result, inputs)``: the result and the list of the tensors passed (to take gradients with).
+    ``grad_args`` (positions of positional arguments) limits the copies to those arguments: the others are
+    passed as they are.
+    Tensors inside dict, list and tuple arguments are replaced too. Returns ``(result, inputs)``: the result and
+    the list of the tensors passed (to take gradients with).
     """
     def leaf(value):
         if isinstance(value, torch.Tensor) and value.is_floating_point():
             return value.detach().clone().requires_grad_(True)
+        if isinstance(value, dict):
+            return {k: leaf(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return type(value)(leaf(v) for v in value)
         return value
 
-    moved_args = [leaf(a) for a in args]
-    moved_kwargs = {k: leaf(v) for k, v in kwargs.items()}
+    moved_args = [leaf(a) if grad_args is None or i in grad_args else a for i, a in enumerate(args)]
+    moved_kwargs = {k: leaf(v) for k, v in kwargs.items()} if grad_args is None else kwargs
     prop = f"{name} runs on inputs that require grad"
     try:
         result = call_unchanged(fn, *moved_args, **moved_kwargs)
@@ -388,8 +396,7 @@ def call_requiring_grad(fn: Callable, *args, name: str = "result", hint: str = "
     except Exception as error:  # noqa: BLE001 - a crash on inputs that require grad is this property failing
         _raised(prop, error, hint or "no .numpy() or in-place change of an input: numpy cannot follow a graph; "
                 "use torch operations (and .detach() where a value must be a constant)")
-    inputs = [v for v in list(moved_args) + list(moved_kwargs.values()) if isinstance(v, torch.Tensor)]
-    return result, inputs
+    return result, _tensors_in(list(moved_args) + list(moved_kwargs.values()))
 
 
 def check_fresh_result(fn: Callable, *args, name: str = "result", **kwargs) -> None:
