@@ -5,6 +5,7 @@ Nothing imported here imports pytest, so a notebook can ``from course import che
 
 from .checks import (
     CheckFailed,
+    call_checked,
     call_on_meta,
     call_requiring_grad,
     call_unchanged,
@@ -23,6 +24,7 @@ from .notebook import check_exercise
 
 __all__ = [
     "CheckFailed",
+    "call_checked",
     "call_on_meta",
     "call_requiring_grad",
     "call_unchanged",

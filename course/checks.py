@@ -348,6 +348,16 @@ def _raised(prop: str, error: Exception, hint: str) -> None:
     _fail(prop, f"the call raised {text[:400]}", hint)
 
 
+def call_checked(fn: Callable, *args, prop: str, hint: str = "", **kwargs):
+    """Call ``fn(*args, **kwargs)`` where raising is itself the failure of ``prop`` (a function that must accept
+    these inputs, e.g. bfloat16 features): an error becomes a failed check that names the property and quotes the
+    error. Returns what ``fn`` returned."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as error:  # noqa: BLE001 - any error on these inputs is this property failing
+        _raised(prop, error, hint)
+
+
 def call_on_meta(fn: Callable, *args, name: str = "result", hint: str = DEVICE_HINT, **kwargs):
     """Call ``fn`` with every tensor and module argument moved to PyTorch's ``meta`` device (shapes and dtypes,
     no values, no GPU needed) and check that every tensor of the result is on that device too.
