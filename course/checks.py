@@ -432,3 +432,18 @@ def check_python_float(got, *, name: str = "result", hint: str = "") -> None:
     if type(got) is not float:
         _fail(f"{name} is a Python float", f"got {type(got).__module__}.{type(got).__name__}",
               hint or "convert a 0-dimensional tensor with float(t) (or t.item())")
+
+
+def check_portable(fn: Callable, *args, name: str, grad_args=None, meta: bool = True, fresh: bool = True, **kwargs):
+    """The checks every tensor function gets, on one set of arguments: it has no side effect on them as they are
+    (``call_unchanged``: values, autograd state, shared storage, global random state), runs on inputs that
+    require grad with no side effect either (``call_requiring_grad``), on the
+    meta device (``call_on_meta``, unless ``meta=False`` for a function whose documented result is a Python
+    number), and returns a fresh result each call (``check_fresh_result``). Returns the first call's result."""
+    call_unchanged(fn, *args, **kwargs)
+    result, _ = call_requiring_grad(fn, *args, name=name, grad_args=grad_args, **kwargs)
+    if meta:
+        call_on_meta(fn, *args, name=name, **kwargs)
+    if fresh:
+        check_fresh_result(fn, *args, name=name, **kwargs)
+    return result
