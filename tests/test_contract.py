@@ -49,8 +49,9 @@ def _exercise_ids(lesson):
 
 ALL_MISTAKES = [(lesson, m) for lesson in LESSON_IDS for m in _catalogue(lesson).MISTAKES]
 ALL_ALTERNATIVES = [(lesson, a) for lesson in LESSON_IDS for a in _alternatives(lesson)]
-# Lessons whose every exercise has at least two correct alternative answers (the count of answers accepted).
-ALTERNATIVES_REQUIRED = ("01", "02", "03", "04", "06", "07")
+# Every exercise has at least two correct alternative answers (the count of answers accepted), except 5.4, whose
+# checks train four small runs each: one alternative there keeps `make test` fast.
+FEWER_ALTERNATIVES = {"5.4": 1}
 
 
 @pytest.mark.parametrize("lesson", LESSON_IDS)
@@ -138,11 +139,14 @@ def test_correct_alternative_passes_every_check(lesson, alternative):
     )
 
 
-@pytest.mark.parametrize("lesson", ALTERNATIVES_REQUIRED)
+@pytest.mark.parametrize("lesson", LESSON_IDS)
 def test_every_exercise_has_two_correct_alternatives(lesson):
     counts = Counter(a.exercise_id for a in _alternatives(lesson))
     for ex_id in _exercise_ids(lesson):
-        assert counts[ex_id] >= 2, f"exercise {ex_id} has {counts[ex_id]} correct alternative answers; two are needed"
+        needed = FEWER_ALTERNATIVES.get(ex_id, 2)
+        assert counts[ex_id] >= needed, (
+            f"exercise {ex_id} has {counts[ex_id]} correct alternative answers; {needed} are needed"
+        )
 
 
 @pytest.mark.parametrize("lesson", LESSON_IDS)
