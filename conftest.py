@@ -1,7 +1,7 @@
 """Grading for the course: `pytest lessons/NN` grades your exercises, `--solutions` grades the worked answers.
 
-At the end of a run the scoreboard lists each exercise, its status, the first hint of a failure, and the
-command that runs that exercise's checks alone.
+At the end of a run the scoreboard lists each exercise, its status, the property that its first failure broke
+with that failure's hint (wrapped, never cut), and the command that runs that exercise's checks alone.
 """
 
 from __future__ import annotations
@@ -71,9 +71,12 @@ def pytest_runtest_makereport(item, call):
         error = call.excinfo.value
         if isinstance(error, NotImplementedError):
             report.longrepr = f"NotImplementedError: {error}"
-        first = str(error).strip().splitlines()
-        hint = next((line for line in first if line.startswith("Hint:")), first[0] if first else type(error).__name__)
-        report.user_properties.append(("hint", hint))
+        lines = str(error).strip().splitlines()
+        hint = next((line for line in lines if line.startswith("Hint:")), "")
+        first = lines[0] if lines else type(error).__name__
+        # the property that failed (a check's first line), then its hint
+        summary = first if not hint or hint in first else f"{first}. {hint}"
+        report.user_properties.append(("hint", summary))
         report.user_properties.append(("not_implemented", isinstance(error, NotImplementedError)))
 
 
