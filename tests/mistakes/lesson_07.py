@@ -109,9 +109,10 @@ def _indices(kind):
         if kind == "seeded_by_step":  # a fresh permutation every step: images repeat within an epoch
             perm = torch.cat([epoch_permutation(n, seed, step * batch + i) for i in range(-(-batch // n))])
             return perm[:batch]
-        if kind == "global_rng":  # torch's global generator: another process, another order
-            perm = torch.cat([torch.randperm(n) for _ in range(-(-(start + batch) // n))])
-            return perm[start:start + batch]
+        if kind == "global_rng":  # torch's global generator for the epochs the batch touches: another process,
+            first, last = start // n, (start + batch - 1) // n  # another order
+            perm = torch.cat([torch.randperm(n) for _ in range(first, last + 1)])
+            return perm[start - first * n:start - first * n + batch]
         if kind == "float_positions":  # epoch and offset through float32
             p = torch.arange(start, start + batch, dtype=torch.float32)
             epochs, offsets = torch.div(p, n, rounding_mode="floor"), torch.remainder(p, n)
