@@ -26,11 +26,16 @@
 # **Objectives.** By the end you can
 #
 # 1. run the trainer, resume it, sample from it and measure its FID, and say what each file of a run holds;
-# 2. compute the Frechet distance between two Gaussians without a non-symmetric matrix square root;
-# 3. keep an exponential moving average of a network's weights, and say what its decay means in steps;
-# 4. write a data order that a resumed run reproduces exactly;
-# 5. assemble the feature-space loss of one batch through an encoder, as the trainer does;
+# 2. write a data order that a resumed run reproduces exactly (exercise 7.3);
+# 3. assemble the feature-space loss of one batch through an encoder, as the trainer does (exercise 7.4);
+# 4. keep an exponential moving average of a network's weights, and say what its decay means in steps
+#    (exercise 7.2);
+# 5. compute the Frechet distance between two Gaussians without a non-symmetric matrix square root
+#    (exercise 7.1);
 # 6. read an FID on this course's protocol: what the floor is, and why it is not a published CIFAR-10 number.
+#
+# The page follows the trainer, so it meets the exercises in the order 7.3, 7.4, 7.2, 7.1 (their numbers are
+# those of `exercises.py`, where they appear in the other order).
 #
 # **Time.** About 90 minutes: 45 of reading, 45 for the four exercises. Training itself (on a GPU) is extra.
 #
