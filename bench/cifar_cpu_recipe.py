@@ -156,17 +156,47 @@ def final_record(args) -> dict:
     return record
 
 
-def table(_args) -> str:
-    rows = [json.loads(p.read_text()) for p in sorted(RECORDS.glob("screen-*.json"))]
+FLOOR_2K = 16.19  # FID of 2,000 real JPEG training images against the JPEG test statistics (the data's README)
+BEGIN = "<!-- cifar-cpu-tables: begin (bench/cifar_cpu_recipe.py table --write) -->"
+END = "<!-- cifar-cpu-tables: end -->"
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def tables(records: Path = RECORDS) -> str:
+    """The markdown tables of the screen and of the full-length runs, made from the records alone."""
+    rows = [json.loads(p.read_text()) for p in sorted(records.glob("screen-*.json"))]
     rows = sorted((r for r in rows if "judge_fd" in r), key=lambda r: r["judge_fd"])
-    lines = ["| configuration | steps | images / CPU s | judge-FD (2k) | judge agreement | own encoder's |",
-             "|---|---|---|---|---|---|"]
+    out = ["| configuration | change from the start | steps in 2 CPU min | images / CPU s | judge-FD (2k) | "
+           "judge's agreement | own encoder's |", "|---|---|---|---|---|---|---|"]
     for r in rows:
-        agree = r.get("judge_agreement")
-        own = r.get("own_encoder_agreement")
-        lines.append(f"| {r['name']} | {r['steps']} | {r['images_per_cpu_s']} | {r['judge_fd']:.2f} | "
-                     f"{'-' if agree is None else f'{agree:.3f}'} | {'-' if own is None else f'{own:.3f}'} |")
-    text = "\n".join(lines)
+        change = ", ".join(f"`{k}` {v}" for k, v in r["overrides"].items()) or "(the starting point)"
+        out.append(f"| {r['name']} | {change} | {r['steps']} | {r['images_per_cpu_s']:.0f} | {r['judge_fd']:.2f} | "
+                   f"{_fmt(r.get('judge_agreement'), '.3f')} | {_fmt(r.get('own_encoder_agreement'), '.3f')} |")
+    finals = [json.loads(p.read_text()) for p in sorted(records.glob("final-*.json"))]
+    out += ["", "| run | CPU min | steps | point | FID-2k (floor 16.19) | judge's agreement | own encoder's | "
+            "judge-FD (2k) |", "|---|---|---|---|---|---|---|---|"]
+    for r in finals:
+        for j in r["judged"]:
+            fid = next((f["fid"] for f in j.get("fid", []) if f.get("n") == 2000), None)
+            out.append(f"| {r['name']} | {_fmt(r.get('cpu_time_s') and r['cpu_time_s'] / 60, '.1f')} | "
+                       f"{r['steps']} | step {j['step']} | {_fmt(fid, '.1f')} | "
+                       f"{_fmt(j.get('judge_agreement'), '.3f')} | {_fmt(j.get('own_encoder_agreement'), '.3f')} | "
+                       f"{j['judge_fd']:.2f} |")
+    return "\n".join(out)
+
+
+def table(args) -> str:
+    text = tables()
+    if args.write:
+        page = Path(args.write)
+        body = page.read_text()
+        if BEGIN not in body or END not in body:
+            raise SystemExit(f"{page} has no {BEGIN} ... {END} markers")
+        head, rest = body.split(BEGIN, 1)
+        page.write_text(head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1])
     print(text)
     return text
 
@@ -202,7 +232,8 @@ def main(argv=None):
     sf.add_argument("--n", type=int, default=2000)
     sf.add_argument("--inception", default="data/fid/inception-2015-12-05-fp16.pt")
     sf.add_argument("--ref-stats", default="data/fid/cifar10-jpeg-test-stats.npz")
-    sub.add_parser("table")
+    tb = sub.add_parser("table", help="print the tables made from the records (--write: into a page's markers)")
+    tb.add_argument("--write", default=None, help="a markdown page with the table markers, e.g. docs/results.md")
     args = p.parse_args(argv)
     if args.command == "snapshot-fid":
         return snapshot_fid(args)
