@@ -14,12 +14,13 @@ Per toy and seed, this trains
 
 Every peer trains for ``--seconds`` of CPU time of its process (Adam, cosine decay of the learning rate over the
 elapsed fraction of the budget, batches of 256), and drifting's CPU time is measured the same way: on one thread
-that is the wall time of an idle machine, and it does not shrink when other work shares the cores, so the steps
-a method gets in its budget do not depend on the machine's load (up to cache contention). The steps taken and
-the wall seconds are printed too. Every method, drifting included, is sampled from the same exponential moving
-average of its weights, w_avg <- ema w_avg + (1 - ema) w after each step (``--ema``, default the toys' 0.995;
-0: the last weights), its cost inside the budget. Every method is scored by ``drifting_min.toys.metrics.quality``:
-floor ratio, kNN precision and recall, share off the support. One thread (``drifting_min.runtime``).
+that is about the wall time of an idle machine, and other work on the cores takes no share of it, though it can
+slow every step (on two cores shared with a dozen other processes, a drifting run's 3,000 steps took 46 s of CPU
+time instead of about 27). The steps taken and the wall seconds are printed too. Every method, drifting
+included, is sampled from the same exponential moving average of its weights, w_avg <- ema w_avg + (1 - ema) w
+after each step (``--ema``, default the toys' 0.995; 0: the last weights), its cost inside the budget. Every
+method is scored by ``drifting_min.toys.metrics.quality``: floor ratio, kNN precision and recall, share off the
+support. One thread (``drifting_min.runtime``).
 
 Usage: python bench/bench_toy_peers.py [--seconds 30] [--seeds 0] [--toys checkerboard rings ...]
                                        [--methods drifting mmd flow data] [--ema 0.995] [--update]
