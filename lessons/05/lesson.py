@@ -145,13 +145,13 @@ for name, s in corrupt.items():
 
 # %% [markdown]
 # How far does one value of `floor_ratio` scatter when nothing is wrong? Eight fresh draws of each toy's data,
-# each scored by the protocol against its data sample (about 20 s on one thread):
+# each scored by the protocol (`drifting_min.toys.metrics`) against its data sample (about 20 s on one thread):
 
 # %%
 for name in sorted(toys.DATASETS):
     reference = toys.sample_data(name, metrics.N_EVAL, seed=metrics.DATA_SEED)
-    ratios = [float(energy_distance(toys.sample_data(name, metrics.N_EVAL, seed=metrics.DATA_SEED + 1 + k).double(),
-                                    reference.double())) / metrics.noise_floor(name) for k in range(8)]
+    ratios = [metrics.energy_distance(toys.sample_data(name, metrics.N_EVAL, seed=metrics.DATA_SEED + 1 + k), reference)
+              / metrics.noise_floor(name) for k in range(8)]
     print(f"{name:<16} fresh data, floor_ratio {min(ratios):.2f} to {max(ratios):.2f} over eight draws")
 
 # %% [markdown]
