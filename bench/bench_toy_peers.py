@@ -16,7 +16,8 @@ Every peer trains for ``--seconds`` of CPU time of its process (Adam, cosine dec
 elapsed fraction of the budget, batches of 256), and drifting's CPU time is measured the same way: on one thread
 that is about the wall time of an idle machine, and other work on the cores takes no share of it, though it can
 slow every step (on two cores shared with a dozen other processes, a drifting run's 3,000 steps took 46 s of CPU
-time instead of about 27). The steps taken and the wall seconds are printed too. Every method, drifting
+time instead of about 27, and the MMD generator made about 840 steps in its 30 s instead of about 1,500: compare
+runs made on a quiet machine). The steps taken and the wall seconds are printed too. Every method, drifting
 included, is sampled from the same exponential moving average of its weights, w_avg <- ema w_avg + (1 - ema) w
 after each step (``--ema``, default the toys' 0.995; 0: the last weights), its cost inside the budget. Every
 method is scored by ``drifting_min.toys.metrics.quality``: floor ratio, kNN precision and recall, share off the

@@ -513,7 +513,8 @@ draw_group("generator", "checkerboard")
 # scored from its weight average** (section 6); the MMD generator and the flow were scored from their last
 # weights. The cell after the figure puts drifting on the same footing. (The benchmark now gives every method
 # the same weight average, `--ema 0.995` by default, `--ema 0` for none, and budgets CPU time, which other work on
-# the cores does not take away.)
+# the cores does not take away but does slow: on two cores shared with a dozen other processes the MMD generator
+# took about 840 steps in its 30 s instead of about 1,500, so compare runs made on a quiet machine.)
 
 # %%
 METHODS = ["drifting", "MMD generator", "flow, 1 Euler", "flow, 4 Euler", "flow, 100 Euler", "data itself"]
