@@ -134,7 +134,8 @@ def final_record(args) -> dict:
     judged = []
     for path in points:
         score = cifar_judge.score(argparse.Namespace(judge=args.judge, run=str(path), n=args.n, seed=1,
-                                                     test=args.test, data=args.data, cache=None, floor=False))
+                                                     test=args.test, data=args.data, cache=None,
+                                                     floor=path == points[-1]))
         judged.append({k: v for k, v in score.items() if k != "run"})
         at = run / f"at_step_{score['step']:06d}" if path.parent.name == "snapshots" else run
         judged[-1]["fid"] = [{k: f[k] for k in ("fid", "n", "reference") if k in f} for f in _fids(at)]
