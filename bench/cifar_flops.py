@@ -4,6 +4,7 @@
     python bench/cifar_flops.py --rates 16 4 6.5 2.4     # and the time at 16 TFLOP/s in autocast and 4 in
                                                          # float32, then at 6.5 and 2.4
     python bench/cifar_flops.py --batch-gen 256 --batch-real 256 --gen-steps 5000   # any trainer setting
+    python bench/cifar_flops.py --preset cpu             # a preset (explicit settings win over it)
 
 One generator step (``Trainer.train_step`` on random images, in float32) runs under
 ``torch.utils.flop_counter.FlopCounterMode``, which counts the multiply-adds of convolutions and matrix products
@@ -26,10 +27,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from drifting_min.cifar.config import CifarConfig
+from drifting_min.cifar.config import PRESETS, CifarConfig, preset_overrides
 from drifting_min.cifar.encoder import Encoder, freeze
 from drifting_min.cifar.train import Trainer
-from drifting_min.cli import add_config_options, config_from_args
+from drifting_min.cli import add_config_options, config_from_args, given_options
 from drifting_min.runtime import set_threads
 
 CIFAR_TRAIN_IMAGES = 50_000
@@ -66,17 +67,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rates", type=float, nargs="+", default=[], metavar="TFLOPS",
                         help="pairs: sustained TFLOP/s of a GPU in autocast (networks), then in float32 (field)")
+    parser.add_argument("--preset", default="gpu", choices=list(PRESETS), help="the trainer's preset")
     add_config_options(parser.add_argument_group("trainer settings"), CifarConfig)
     args = parser.parse_args()
     if len(args.rates) % 2:
         parser.error("--rates takes pairs: AUTOCAST FLOAT32 [AUTOCAST FLOAT32 ...]")
-    cfg = config_from_args(CifarConfig, args, device="cpu", amp="fp32")
+    preset = preset_overrides(args.preset, given_options(parser, None))
+    cfg = config_from_args(CifarConfig, args, **{**preset, "device": "cpu", "amp": "fp32"})
     set_threads(cfg.threads or None)
     networks, field, memory = generator_step_flops(cfg)
     encoder = encoder_stage_flops(cfg) if not cfg.encoder else 0.0
     print(f"generator step ({cfg.batch_gen} + {cfg.batch_real} images): {(networks + field) / 1e12:.3f} TFLOP, "
           f"networks {networks / 1e12:.3f}, field {field / 1e12:.3f} ({field / (networks + field):.0%}); "
-          f"peak memory of the step on this CPU: +{memory / 2**30:.1f} GiB")
+          f"peak memory of the step on this CPU: +{memory / 2**30:.1f} GiB "
+          f"({memory / cfg.batch_gen / 2**20:.1f} MiB a generated image)")
     print(f"{cfg.gen_steps} generator steps: {cfg.gen_steps * (networks + field) / 1e15:.2f} PFLOP; "
           f"encoder stage: {encoder / 1e15:.2f} PFLOP")
     for fast, full in zip(args.rates[::2], args.rates[1::2]):
