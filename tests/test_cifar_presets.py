@@ -25,9 +25,9 @@ def test_every_preset_names_real_settings_and_is_valid():
         CifarConfig(**overrides)  # the preset alone makes a valid config
 
 
-def test_gpu_preset_is_the_defaults():
-    assert PRESETS["gpu"] == {}
-    assert _config(["train", "--out", "x"]) == _config(["train", "--out", "x", "--preset", "gpu"]) == CifarConfig()
+def test_gpu_preset_is_what_the_command_uses_by_default():
+    expected = CifarConfig(**PRESETS["gpu"])
+    assert _config(["train", "--out", "x"]) == _config(["train", "--out", "x", "--preset", "gpu"]) == expected
 
 
 def test_cpu_preset_applies_its_overrides():
