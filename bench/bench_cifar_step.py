@@ -2,6 +2,7 @@
 
     python bench/bench_cifar_step.py                 # CPU: a small configuration (see SMALL_CPU)
     python bench/bench_cifar_step.py --device cuda   # CUDA: the default configuration, the device's precision
+    python bench/bench_cifar_step.py --preset cpu    # the cpu preset's step and where its time goes
     python bench/bench_cifar_step.py --options       # CPU preset: speed options against its plain step
 
 Prints (1) generated images per second of the whole training step (``Trainer.train_step``), (2) the share of
@@ -165,6 +166,7 @@ def main(argv=None) -> dict:
     p.add_argument("--device", default="cpu")
     p.add_argument("--steps", type=int, default=0, help="timed steps (default: 5 on CPU, 30 on CUDA)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: OMP_NUM_THREADS if set, else 1)")
+    p.add_argument("--preset", default=None, choices=list(PRESETS), help="time a preset's step instead")
     p.add_argument("--options", action="store_true", help="the CPU preset's speed options, as ratios")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds of --options")
     args = p.parse_args(argv)
@@ -172,7 +174,10 @@ def main(argv=None) -> dict:
         return speed_options(args.rounds, args.steps or 3)
     set_threads(args.threads or None)
     device = torch.device(args.device)
-    cfg = CifarConfig(device=args.device, **(SMALL_CPU if device.type == "cpu" else {}))
+    if args.preset:
+        cfg = CifarConfig(**{**PRESETS[args.preset], "device": args.device})
+    else:
+        cfg = CifarConfig(device=args.device, **(SMALL_CPU if device.type == "cpu" else {}))
     steps = args.steps or (5 if device.type == "cpu" else 30)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
