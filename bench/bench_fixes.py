@@ -8,7 +8,9 @@ training seconds. The groups:
   annealed from 4x down to the defaults (``--tau-anneal 4``), on every toy;
 * collapsed start: every sample starts on one point (``--init collapsed``), with each normalisation;
 * low temperature: one temperature 0.02, the regime where one-sided couplings are said to collapse;
-* bandwidth: the Gaussian kernel, constant and annealed, on the checkerboard and the rings.
+* bandwidth: the Gaussian kernel, constant and annealed, on the checkerboard and the rings;
+* gradient field: the Gaussian kernel with separate softmaxes over positives and negatives, whose field is
+  tau^2 (grad log p_tau - grad log q_tau) with q's estimate leaving each sample out: a conservative field.
 
 Every run is its own process on one thread, ``--jobs`` at a time; seeds run outer, so a run cut short still holds
 every entry for its first seeds. The JSON record (``--json``) is rewritten after every run; ``--samples`` keeps
@@ -38,6 +40,7 @@ from drifting_min import toys
 TOYS = ["checkerboard", "eight_gaussians", "rings", "swiss_roll", "two_moons"]
 COLLAPSED = {"init": "collapsed"}
 ONE_RAW_TAU = {"taus": [0.05], "normalise_each": False}
+GAUSSIAN_UNCOUPLED = {"kernel": "gaussian", "normalisation": "uncoupled"}
 
 # (group, label, dataset, changes from the defaults)
 ENTRIES: list[tuple[str, str, str, dict]] = [
@@ -58,6 +61,8 @@ ENTRIES: list[tuple[str, str, str, dict]] = [
     ("bandwidth", "Gaussian kernel, annealed from 4x", "checkerboard", {"kernel": "gaussian", "tau_anneal": 4.0}),
     ("bandwidth", "Gaussian kernel", "rings", {"kernel": "gaussian"}),
     ("bandwidth", "Gaussian kernel, annealed from 4x", "rings", {"kernel": "gaussian", "tau_anneal": 4.0}),
+    ("gradient field", "Gaussian kernel, uncoupled", "checkerboard", GAUSSIAN_UNCOUPLED),
+    ("gradient field", "Gaussian kernel, uncoupled", "rings", GAUSSIAN_UNCOUPLED),
 ]
 METRICS = ["floor_ratio", "precision", "recall", "off_support"]
 
