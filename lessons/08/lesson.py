@@ -180,8 +180,11 @@ show(fig)
 
 # %% [markdown]
 # **What the figure shows.** Left: the default field at $\tau = 0.05$ has nothing to say (the arrows have length
-# $10^{-8}$). Right: the two-sided coupling sends half of each sample's mass to the empty centres, since those
-# columns must be filled, and every sample is pulled towards the middle of the data it is not covering yet.
+# $10^{-8}$). Right: the columns of the four empty centres must be filled, and at this temperature the cheapest
+# way to fill them is with the samples next to them: the two pairs at the ends of the covered arc are pulled
+# towards their empty neighbours, with $\lVert V\rVert$ about 1.4 (each pair's two arrows coincide); the pairs
+# in the middle, whose neighbours are covered, are left nearly alone. Zero drift is no longer possible with
+# half of the data uncovered.
 #
 # **What it costs, and how far it converges.** `drifting_min` runs `SINKHORN_ITERATIONS` = 10 rounds a call
 # (the toys call it for two couplings at each of four temperatures a step), in float64 on $e^{l - \max_j l}$,
@@ -489,3 +492,20 @@ for tau in (0.02, 0.05, 0.2, 1.0):
     print(f"{tau:>5} {float(p_self.diagonal().sum() / p_self.sum()):>15.2f} "
           f"{float(repel_sinkhorn.norm(dim=1).mean()):>14.4f} {float(repel_softmax.norm(dim=1).mean()):>20.4f} "
           f"{float(attract_sinkhorn.norm(dim=1).mean()):>14.4f} {float(attract_softmax.norm(dim=1).mean()):>13.4f}")
+
+# %%
+others = [line for line in record["summary"] if line["group"] != "five toys"]
+columns = 5
+rows = (len(others) + columns - 1) // columns
+fig, axes = plt.subplots(rows, columns, figsize=(15, 3.2 * rows), squeeze=False)
+for ax in axes.flat:
+    ax.set_axis_off()
+for ax, line in zip(axes.flat, others):
+    points = samples.get(f"{line['group']} | {line['label']} | {line['dataset']}")
+    ax.scatter(*toys.sample_data(line["dataset"], 600, seed=0).T, s=1, c="0.75")
+    if points is not None:
+        ax.scatter(*torch.tensor(points).T, s=1, c="tab:red")
+    ax.set(xlim=(-2.6, 2.6), ylim=(-2.6, 2.6), aspect="equal")
+    seed0 = line["floor_ratio"]["each"][0]
+    ax.set_title(f"{line['group']}: {line['label']}\n{line['dataset']}, seed 0, floor ratio {seed0:.2f}", fontsize=8)
+show(fig)
