@@ -29,7 +29,7 @@ exercises: $(STAMP)
 	$(PY) -m course.generate $(if $(FORCE),--force,)
 
 bench: $(STAMP)
-	for f in bench/bench_*.py; do $(PY) $$f || exit 1; done
+	for f in bench/bench_*.py; do [ $$f = bench/bench_fixes.py ] || $(PY) $$f || exit 1; done
 
 clean:
 	rm -rf site .pytest_cache outputs
