@@ -25,6 +25,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cifar_judge  # noqa: E402
@@ -130,15 +132,23 @@ def final_record(args) -> dict:
 
     run = Path(args.run)
     lines = [json.loads(ln) for ln in (run / "log.jsonl").read_text().splitlines() if ln.strip()]
-    points = sorted(run.glob("snapshots/ema_step_*.pt")) + [run / "ema.pt"]
+    points = sorted(run.glob("snapshots/ema_step_*.pt"))
+    final_step = torch.load(run / "ema.pt", map_location="cpu", weights_only=False)["step"]
+    if not points or not points[-1].name.endswith(f"_{final_step:06d}.pt"):
+        points.append(run / "ema.pt")  # the end of the run, unless its snapshot is there already
     judged = []
     for path in points:
-        score = cifar_judge.score(argparse.Namespace(judge=args.judge, run=str(path), n=args.n, seed=1,
-                                                     test=args.test, data=args.data, cache=None,
-                                                     floor=path == points[-1]))
+        cached = path.with_name(path.name + f".judge-n{args.n}.json")  # the judge's scores of this file, kept
+        if cached.exists() and cached.stat().st_mtime > path.stat().st_mtime:
+            score = json.loads(cached.read_text())
+        else:
+            score = cifar_judge.score(argparse.Namespace(judge=args.judge, run=str(path), n=args.n, seed=1,
+                                                         test=args.test, data=args.data, cache=None,
+                                                         floor=path == points[-1]))
+            cached.write_text(json.dumps(score))
         judged.append({k: v for k, v in score.items() if k != "run"})
-        at = run / f"at_step_{score['step']:06d}" if path.parent.name == "snapshots" else run
-        judged[-1]["fid"] = [{k: f[k] for k in ("fid", "n", "reference") if k in f} for f in _fids(at)]
+        fids = _fids(run / f"at_step_{score['step']:06d}") + (_fids(run) if score["step"] == final_step else [])
+        judged[-1]["fid"] = [{k: f[k] for k in ("fid", "n", "reference") if k in f} for f in fids]
         print(json.dumps(judged[-1]), flush=True)
     steps = [ln for ln in lines if "loss" in ln or "d_loss" in ln]
     record = {"name": args.name, "run": str(run), "kind": args.kind, "date": time.strftime("%Y-%m-%d"),
