@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 import os
 import pickle
 import signal
@@ -78,7 +79,8 @@ def archive(tmp_path_factory) -> Path:
 
 
 def tiny(archive: Path, **change) -> CifarConfig:
-    return CifarConfig(**{**TINY, "data": str(archive), **change})
+    """The TINY config on ``archive``, its decoded-image cache beside it (not in the working directory)."""
+    return CifarConfig(**{**TINY, "data": str(archive), "data_dir": str(archive.parent / "cache"), **change})
 
 
 # ------------------------------------------------------------------------------------------ readers
@@ -147,9 +149,10 @@ def test_folder_and_zip_readers_agree_and_cache(tmp_path):
     images, labels = synthetic(12, 7)
     order = np.lexsort((np.arange(12), labels))  # files sorted: class folder, then file number
     assert np.array_equal(a, images[order]) and np.array_equal(la, labels[order]), "PNG is lossless"
-    c, lc = cdata.load_images(zipped, cache_dir=tmp_path / "cache")
-    assert list(tmp_path.glob("train.zip.train.*.images.npy")), "the decoded array is cached next to the zip"
-    d, ld = cdata.load_images(zipped)
+    c, lc = cdata.load_images(zipped, data_dir=tmp_path / "cache")
+    assert list((tmp_path / "cache").glob("train.zip.train.*.images.npy")), "decoded once, cached in data_dir"
+    assert not list(tmp_path.glob("*.npy")), "nothing is written beside the user's data"
+    d, ld = cdata.load_images(zipped, data_dir=tmp_path / "cache")
     assert np.array_equal(c, d) and np.array_equal(lc, ld)
 
 
@@ -271,13 +274,27 @@ def test_signal_saves_and_the_same_command_resumes(tmp_path, archive):
         train(tiny(archive, conditional=True, batch_gen=10), tmp_path / "odd", progress=False)
 
 
-def test_time_limit_ends_with_a_checkpoint(tmp_path, archive):
-    result = train(tiny(archive, minutes=1e-9), tmp_path / "run", progress=False)
-    assert result["step"] == 1 and "time limit" in result["stopped"]
-    assert _weights(tmp_path / "run")["step"] == 1 and (tmp_path / "run" / "ema.pt").exists()
-    other = write_archive(tmp_path / "other.tar.gz", seed=100)
-    with pytest.raises(ValueError, match="trained on other data"):
-        train(tiny(archive, data=str(other)), tmp_path / "run", progress=False)
+def test_time_limit_stops_every_stage_and_the_resumed_run_is_the_same(tmp_path, archive):
+    """--minutes spent at once: each call makes one step (encoder or generator), saves and stops; calling again
+    and again ends with the weights of an uninterrupted run, bit for bit."""
+    cfg = tiny(archive, gen_steps=4)
+    whole = train(cfg, tmp_path / "whole", progress=False)
+    stops = []
+    for _ in range(20):
+        result = train(dataclasses.replace(cfg, minutes=1e-9), tmp_path / "part", progress=False)
+        if result["stopped"] == "done":
+            break
+        assert "time limit" in result["stopped"]
+        stops.append((result["where"].split(" stage")[0], Path(result["saved"]).name))
+    encoder_steps = math.ceil(cfg.encoder_epochs * 120 / cfg.encoder_batch)
+    assert stops == ([("in the encoder", "encoder_ckpt.pt")] * (encoder_steps - 1)
+                     + [("in the generator", "ckpt.pt")] * (cfg.gen_steps - 1)), stops
+    assert not (tmp_path / "part" / "encoder_ckpt.pt").exists(), "the encoder's checkpoint goes once it is done"
+    a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "part")
+    enc_a, enc_b = (torch.load(tmp_path / r / "encoder.pt", weights_only=False)["state_dict"] for r in ("whole", "part"))
+    assert all(torch.equal(enc_a[n], enc_b[n]) for n in enc_a), "the encoder resumed mid-stage differs"
+    assert all(torch.equal(a["ema"][n], b["ema"][n]) for n in a["ema"]), "the EMA differs after the resumes"
+    assert whole["step"] == b["step"] == cfg.gen_steps
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, archive):
@@ -304,7 +321,7 @@ class _StandIn(torch.nn.Module):
 def test_command_end_to_end_on_an_image_zip(tmp_path, capsys):
     zipped = write_folder(tmp_path / "imgs", n=40, zip_path=tmp_path / "train.zip")
     run = tmp_path / "run"
-    opts = ["--data", str(zipped), "--encoder-width", "8", "--encoder-epochs", "1", "--encoder-batch", "32",
+    opts = ["--data", str(zipped), "--data-dir", str(tmp_path / "cache"), "--encoder-width", "8", "--encoder-epochs", "1", "--encoder-batch", "32",
             "--gen-width", "8", "--noise-dim", "16", "--batch-gen", "12", "--batch-real", "12", "--gen-steps", "3",
             "--device", "cpu", "--no-progress"]
     main(["train", "--out", str(run), *opts])

@@ -11,10 +11,24 @@ autocast with the distances and softmaxes in float32. On a CPU use a tiny config
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
 from ..cli import setting as _opt
+
+
+class UsageError(ValueError):
+    """An expected error: a bad setting, a missing or unusable file, a run folder that cannot take this run.
+
+    The message is one line that names the option or the file and says what to do; the command prints it
+    without a traceback and exits with status 2 (``DRIFTING_DEBUG=1`` shows the traceback).
+    """
+
+
+def flag(name: str) -> str:
+    """The command-line option of a setting: ``batch_gen`` -> ``--batch-gen``."""
+    return "--" + name.replace("_", "-")
 
 
 @dataclass
@@ -66,14 +80,24 @@ class CifarConfig:
 
     def __post_init__(self):
         self.taus = tuple(float(t) for t in self.taus)
-        if not self.taus or min(self.taus) <= 0:
-            raise ValueError(f"temperatures must be positive, got {self.taus}")
-        if self.batch_gen < 2 or self.batch_real < 1:
-            raise ValueError("batch_gen >= 2 and batch_real >= 1 are needed")
+        for name in POSITIVE:
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise UsageError(f"{flag(name)} must be a positive number, got {value}")
+        for name in NON_NEGATIVE:
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise UsageError(f"{flag(name)} must be zero or more, got {value}")
+        if not self.taus or not all(math.isfinite(t) and t > 0 for t in self.taus):
+            raise UsageError(f"--taus must be positive numbers, got {' '.join(map(str, self.taus)) or 'none'} "
+                             "(the defaults are 0.02 0.05 0.2)")
+        if self.batch_gen < 2:
+            raise UsageError(f"--batch-gen must be at least 2 (each generated image is pushed away from the others "
+                             f"of its batch), got {self.batch_gen}")
         if not 0.0 <= self.ema < 1.0:
-            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+            raise UsageError(f"--ema must be in [0, 1), got {self.ema}")
         if self.decay not in ("none", "cosine"):
-            raise ValueError(f"decay must be 'none' or 'cosine', got {self.decay!r}")
+            raise UsageError(f"--decay must be 'none' or 'cosine', got {self.decay!r}")
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -83,6 +107,11 @@ class CifarConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
+
+# settings checked when a config is made (the others have their own checks in __post_init__)
+POSITIVE = ("encoder_width", "encoder_epochs", "encoder_batch", "encoder_lr", "noise_dim", "gen_width", "batch_real",
+            "gen_steps", "lr", "clip", "ckpt_every", "grid_every", "log_every")
+NON_NEGATIVE = ("warmup", "weight_decay", "minutes", "threads")
 
 # A configuration that trains end to end on a CPU in seconds (tests, the TINY GPU-script mode, the benchmark).
 TINY = {"encoder_width": 8, "encoder_epochs": 2.0, "encoder_batch": 64, "gen_width": 8, "noise_dim": 16,
