@@ -291,7 +291,8 @@ def test_time_limit_stops_every_stage_and_the_resumed_run_is_the_same(tmp_path, 
                      + [("in the generator", "ckpt.pt")] * (cfg.gen_steps - 1)), stops
     assert not (tmp_path / "part" / "encoder_ckpt.pt").exists(), "the encoder's checkpoint goes once it is done"
     a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "part")
-    enc_a, enc_b = (torch.load(tmp_path / r / "encoder.pt", weights_only=False)["state_dict"] for r in ("whole", "part"))
+    enc_a, enc_b = (torch.load(tmp_path / r / "encoder.pt", weights_only=False)["state_dict"]
+                    for r in ("whole", "part"))
     assert all(torch.equal(enc_a[n], enc_b[n]) for n in enc_a), "the encoder resumed mid-stage differs"
     assert all(torch.equal(a["ema"][n], b["ema"][n]) for n in a["ema"]), "the EMA differs after the resumes"
     assert whole["step"] == b["step"] == cfg.gen_steps
@@ -321,7 +322,8 @@ class _StandIn(torch.nn.Module):
 def test_command_end_to_end_on_an_image_zip(tmp_path, capsys):
     zipped = write_folder(tmp_path / "imgs", n=40, zip_path=tmp_path / "train.zip")
     run = tmp_path / "run"
-    opts = ["--data", str(zipped), "--data-dir", str(tmp_path / "cache"), "--encoder-width", "8", "--encoder-epochs", "1", "--encoder-batch", "32",
+    opts = ["--data", str(zipped), "--data-dir", str(tmp_path / "cache"), "--encoder-width", "8",
+            "--encoder-epochs", "1", "--encoder-batch", "32",
             "--gen-width", "8", "--noise-dim", "16", "--batch-gen", "12", "--batch-real", "12", "--gen-steps", "3",
             "--device", "cpu", "--no-progress"]
     main(["train", "--out", str(run), *opts])
@@ -349,3 +351,205 @@ def test_command_end_to_end_on_an_image_zip(tmp_path, capsys):
         main(["train", "--help"])
     assert "--gen-steps" in capsys.readouterr().out
 
+
+
+# ------------------------------------------------------------------------------ the command, as users meet it
+
+
+def _files(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` and the hash of its bytes."""
+    import hashlib
+
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _tiny_options(data: Path, cache: Path) -> list[str]:
+    return ["--data", str(data), "--data-dir", str(cache), "--encoder-width", "8", "--encoder-epochs", "2",
+            "--encoder-batch", "64", "--gen-width", "8", "--noise-dim", "16", "--batch-gen", "20", "--batch-real",
+            "20", "--gen-steps", "4", "--warmup", "2", "--device", "cpu", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, archive) -> tuple[Path, list[str]]:
+    """A run trained to its end, and the options that made it."""
+    run = tmp_path_factory.mktemp("existing") / "run"
+    opts = _tiny_options(archive, archive.parent / "cache")
+    main(["train", "--out", str(run), *opts])
+    return run, opts
+
+
+def _fails(argv: list[str], capsys, code: int = 2) -> str:
+    """Run the command, expect exit status ``code`` and one line on stderr without a traceback; return it."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == code, (exit_info.value.code, argv)
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert err.startswith("error: ")
+    return err
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--lr", "-1", "--lr must be a positive number, got -1.0"),
+    ("--lr", "0", "--lr must be a positive number, got 0.0"),
+    ("--lr", "nan", "--lr must be a positive number"),
+    ("--batch-gen", "1", "--batch-gen must be at least 2"),
+    ("--taus", "0", "--taus must be positive numbers, got 0.0"),
+    ("--encoder-epochs", "0", "--encoder-epochs must be a positive number"),
+    ("--minutes", "-1", "--minutes must be zero or more"),
+    ("--ema", "1", "--ema must be in [0, 1)"),
+    ("--device", "cuda:abc", "--device cuda:abc: not a device name"),
+    ("--data", "/no/such/images.zip", "--data /no/such/images.zip: no such file or folder"),
+    ("--encoder", "/no/such/encoder.pt", "--encoder /no/such/encoder.pt: no such file or folder"),
+])
+def test_bad_settings_are_one_line_errors_that_change_nothing(finished_run, capsys, option, value, message):
+    run, opts = finished_run
+    before = _files(run)
+    err = _fails(["train", "--out", str(run), *opts, option, value], capsys)
+    assert message in err
+    assert _files(run) == before, "a refused command changed the run folder"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_no_gpu_is_an_error_before_the_data_loads(finished_run, capsys, monkeypatch):
+    run, opts = finished_run
+    before = _files(run)
+    from drifting_min.cifar import train as train_module
+
+    monkeypatch.setattr(train_module, "load_images", lambda *a, **k: pytest.fail("the data was loaded"))
+    err = _fails(["train", "--out", str(run), *opts, "--device", "cuda"], capsys)
+    assert "--device cuda: torch sees no CUDA GPU" in err and "--device cpu" in err
+    assert _files(run) == before
+
+
+def test_another_runs_folder_with_other_data_is_refused_untouched(finished_run, tmp_path, capsys):
+    run, opts = finished_run
+    before = _files(run)
+    other = write_archive(tmp_path / "other.tar.gz", seed=100)
+    err = _fails(["train", "--out", str(run), *opts, "--data", str(other)], capsys)
+    assert f"--out {run} holds a run trained on other data" in err and "use another --out" in err
+    assert _files(run) == before, "config.json or anything else of the run was rewritten"
+
+
+def test_a_second_trainer_on_a_locked_folder_is_refused(finished_run, capsys):
+    import fcntl
+
+    run, opts = finished_run
+    before = _files(run)
+    with open(run / ".lock", "r+") as holder:  # another trainer holds the lock (an open file of its own)
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        holder.write("4242")
+        holder.flush()
+        err = _fails(["train", "--out", str(run), *opts], capsys)
+        holder.truncate(0)
+    assert "is in use by another trainer (pid 4242)" in err
+    assert _files(run) == before
+    main(["train", "--out", str(run), *opts])  # the lock is gone with its holder: the same command runs
+
+
+def _zip(path: Path, entries: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        for name, raw in entries.items():
+            z.writestr(name, raw)
+    return path
+
+
+def _png(seed: int) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(synthetic(1, seed)[0][0]).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_unusable_data_is_a_one_line_error_and_a_new_run_leaves_nothing(tmp_path, capsys):
+    good = write_folder(tmp_path / "imgs", n=12, zip_path=tmp_path / "good.zip")
+    truncated = tmp_path / "truncated.zip"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    (tmp_path / "empty").mkdir()
+    cases = {
+        "truncated": (truncated, "truncated.zip: cannot open the zip file"),
+        "top level": (_zip(tmp_path / "flat.zip", {f"{i}.png": _png(i) for i in range(8)}),
+                      "images must sit in one subfolder per class"),
+        "one class": (_zip(tmp_path / "one.zip", {f"train/{i}.png": _png(i) for i in range(8)}),
+                      "all 8 images are in one folder, so there is one class"),
+        "empty": (tmp_path / "empty", "no images found"),
+        "text as jpg": (_zip(tmp_path / "text.zip", {"train/cat/0.jpg": b"hello", "train/dog/1.png": _png(1)}),
+                        "cannot read image train/cat/0.jpg"),
+    }
+    for name, (data, message) in cases.items():
+        run = tmp_path / f"run_{name.replace(' ', '_')}"
+        err = _fails(["train", "--out", str(run), *_tiny_options(data, tmp_path / "cache")], capsys)
+        assert message in err and str(data) in err, (name, err)
+        assert not run.exists(), f"{name}: a new run that failed left {list(run.iterdir())}"
+
+
+def test_no_network_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    import urllib.error
+
+    def offline(url, filename):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(cdata.urllib.request, "urlretrieve", offline)
+    opts = _tiny_options(Path("download"), tmp_path / "data")
+    err = _fails(["train", "--out", str(tmp_path / "run"), *opts], capsys)
+    assert "could not download" in err and "pass --data PATH" in err
+    assert not (tmp_path / "run").exists() and not list((tmp_path / "data").iterdir()), "a partial file was kept"
+
+
+def test_debug_variable_shows_the_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRIFTING_DEBUG", "1")
+    with pytest.raises(ValueError, match="--lr must be a positive number"):
+        main(["train", "--out", str(tmp_path / "run"), "--lr", "0"])
+
+
+def test_ctrl_c_in_the_encoder_saves_says_how_to_resume_and_resumes(tmp_path, archive, capsys, monkeypatch):
+    from drifting_min.cifar import train as train_module
+
+    real = train_module.train_encoder
+
+    def interrupted_once(*args, stop, **kwargs):
+        sent = []
+
+        def stop_after_ctrl_c():
+            if not sent:
+                sent.append(os.kill(os.getpid(), signal.SIGINT))  # Ctrl-C during the first encoder step
+            return stop()
+
+        return real(*args, stop=stop_after_ctrl_c, **kwargs)
+
+    run = tmp_path / "run"
+    argv = ["train", "--out", str(run), *_tiny_options(archive, archive.parent / "cache")]
+    monkeypatch.setattr(train_module, "train_encoder", interrupted_once)
+    capsys.readouterr()
+    first = main(argv)
+    err = capsys.readouterr().err
+    assert first["step"] == 0 and (run / "encoder_ckpt.pt").exists() and not (run / "encoder.pt").exists()
+    assert "interrupted (SIGINT) in the encoder stage at step 1 of 4: saved" in err and "encoder_ckpt.pt" in err
+    assert "the same command resumes: python -m drifting_min.cifar train --out" in err
+    monkeypatch.setattr(train_module, "train_encoder", real)
+    assert main(argv)["step"] == 4
+    assert "resuming the encoder stage at step 1 of 4" in capsys.readouterr().out
+
+
+def test_fid_with_too_few_samples_is_refused_before_the_inception_network(tmp_path, capsys):
+    from drifting_min.cifar import fid
+
+    fid.write_shards(synthetic(30, 0)[0], tmp_path / "shards")
+    not_a_network = tmp_path / "inception.pt"
+    not_a_network.write_bytes(b"never read")
+    stats = tmp_path / "stats.npz"
+    stats.write_bytes(b"never read")
+    err = _fails(["fid", "--samples", str(tmp_path / "shards"), "--inception", str(not_a_network), "--ref-stats",
+                  str(stats), "--no-progress"], capsys)
+    assert "holds 30 images, fewer than --n 10000: pass --n 30" in err
+
+
+def test_train_help_states_the_cpu_cost_and_the_cache(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "On a CPU they would take days" in text and "--preset cpu" in text
+    assert "cached in --data-dir" in text
