@@ -143,7 +143,11 @@ def cmd_fid(args) -> dict:
 
     check_fid_args(args)
     device = pick_device(args.device)
-    net = fid.load_inception(args.inception, device)
+    try:
+        net = fid.load_inception(args.inception, device)
+        ref = None if args.ref_data else fid.load_stats(args.ref_stats)
+    except ValueError as e:  # a file that is not what its option asks for
+        raise UsageError(str(e)) from None
     ref_feats = None
     if args.ref_data:
         stats_path = Path(args.ref_stats or Path(args.out or ".") / f"fid_ref_{Path(args.ref_data).name}.npz")
@@ -153,8 +157,6 @@ def cmd_fid(args) -> dict:
             return fid.inception_features(images, net, batch_size=args.batch, progress=args.progress)
 
         ref, ref_feats = fid.cached_stats(stats_path, ref_features)
-    else:
-        ref = fid.load_stats(args.ref_stats)
     if args.samples:
         samples, step, label = args.samples, None, {}
     else:

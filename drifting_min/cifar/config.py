@@ -6,7 +6,9 @@ same command again (same ``--out``) resumes with it.
 
 The defaults are sized for one H100/H200-class GPU: the encoder trains for about a minute, the generator for
 about six (``gen_steps`` steps of ``batch_gen`` generated images against ``batch_real`` real ones), in bf16
-autocast with the distances and softmaxes in float32. On a CPU use a tiny configuration (see ``TINY``).
+autocast with the distances and softmaxes in float32. On a CPU they would take days: use a small configuration
+(``TINY`` for seconds). A bad value raises ``UsageError`` naming the option (``--lr must be a positive number``)
+when the config is made, before anything runs.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ class CifarConfig:
                      "subfolder per class")
     test_data: str = _opt("", "test images for the encoder's accuracy (same formats; default: the archive's test "
                           "batch, else a held-out 5% of the training images)")
-    data_dir: str = _opt("data/cifar10", "where 'download' puts the archive (and its decoded cache)")
+    data_dir: str = _opt("data/cifar10", "where 'download' puts the archive, and the cache of decoded images of "
+                         "any --data (two .npy files, 3 KB an image: about 150 MB for the 50,000 training images)")
     # -- encoder (the feature space of the kernel)
     encoder: str = _opt("", "weights file of another encoder (an encoder.pt written by a run, or a TorchScript "
                         "module with feature_maps); default: train our own and cache it in the run folder")
@@ -72,7 +75,8 @@ class CifarConfig:
     seed: int = _opt(0, "seed of weights, noise and data order")
     device: str = _opt("auto", "auto (cuda if available), cpu, cuda, cuda:1, ...")
     amp: bool = _opt(True, "bf16 autocast on CUDA (CPU always runs float32)")
-    minutes: float = _opt(0.0, "cap on this invocation's wall time (0: none); it ends with a checkpoint")
+    minutes: float = _opt(0.0, "cap on this invocation's wall time (0: none): the stage under way (encoder or "
+                          "generator) saves a checkpoint and stops; the same command resumes")
     ckpt_every: int = _opt(1000, "checkpoint every this many steps (and at the end)")
     grid_every: int = _opt(1000, "sample grid every this many steps (and at the end)")
     log_every: int = _opt(50, "log a line every this many steps")

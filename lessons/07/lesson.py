@@ -106,8 +106,9 @@ def show(fig):
 #
 # `fid --out RUN` also appends its result to the run's log, so FID measured at several points of a run shows
 # up in `plot` as a curve. `--help` on each sub-command lists every option. `--data` also takes a local
-# `cifar-10-python.tar.gz`, or a folder or `.zip` of images with one subfolder per class (a corrupt archive, a wrong
-# md5, an empty folder or images of another size stop with a message that says which). `--conditional` trains a
+# `cifar-10-python.tar.gz`, or a folder or `.zip` of images with one subfolder per class (a corrupt archive, a
+# wrong md5, an empty folder, a zip without class folders or images of another size stop with one line that says
+# which; section 7). `--conditional` trains a
 # class-conditional generator instead of the unconditional one. `--device cpu` and a tiny configuration run anywhere
 # (the tests do exactly that); a real run wants one GPU.
 #
@@ -410,17 +411,36 @@ for r in (0.2, 0.05, 0.02):
 # %% [markdown]
 # ## 7. Checkpoints, interruptions, failures
 #
-# * `ckpt.pt` holds the generator, the EMA, the optimiser's state, the step, the config and the data's
+# A run may be cut short at any moment: a time limit, a lost machine, a Ctrl-C. The trainer is built so that the
+# same command again always takes it up where it stopped, and so that a mistake in the command costs nothing.
+#
+# * **Files.** `ckpt.pt` holds the generator, the EMA, the optimiser's state, the step, the config and the data's
 #   fingerprint; `ema.pt` holds the EMA weights alone (about 13 MiB at the default width) for sampling and
-#   copying. Both are written to a temporary name and renamed (`os.replace`), so a run killed at any moment
-#   leaves the last complete file, never half of one.
-# * Ctrl-C or SIGTERM stops at the end of the current step and saves; a second Ctrl-C aborts. `--minutes`
-#   does the same when the time is up.
-# * The same command again resumes: the stored settings win over new ones except those that do not change the
-#   schedule (device, data location, logging, time cap), and the log lines written after the checkpoint are
-#   dropped (they will be written again). A run on other data (another fingerprint) refuses to resume.
-# * A non-finite loss or gradient stops the run with a message before the weights are touched; the last good
-#   checkpoint stays as it was.
+#   copying. While the encoder trains, `encoder_ckpt.pt` holds its weights, optimiser and random state (saved every
+#   5% of the stage and on every stop; it goes once `encoder.pt` is written). Every file is written to a
+#   temporary name and renamed (`os.replace`), so a run killed at any moment, `kill -9` included, leaves the
+#   last complete file, never half of one.
+# * **Stopping.** Ctrl-C, SIGTERM and `--minutes` work in both stages: the stage under way finishes its step,
+#   saves, and the command prints what it saved and the command that resumes, e.g.
+#   `interrupted (SIGINT) in the encoder stage at step 212 of 743: saved runs/a/encoder_ckpt.pt; the same
+#   command resumes: python -m drifting_min.cifar train --out runs/a ...`. A second Ctrl-C aborts at once.
+# * **Resuming.** The data order, the noise and the learning rate are functions of (seed, step), and the encoder
+#   stage saves its random state, so a resumed run goes on exactly as an uninterrupted one would (bit for bit on
+#   a CPU: the tests stop a run after every single step, encoder and generator, and compare). The stored settings
+#   win over new ones except those that do not change the schedule (device, data location, logging, time cap);
+#   log lines written after the checkpoint are dropped (they will be written again).
+# * **One run, one folder.** A trainer locks its `--out` while it writes (an `flock` on `OUT/.lock`, which the
+#   system releases however the process ends); a second trainer on the same folder refuses and names the
+#   holder's pid. A folder trained on other data (another fingerprint) refuses the run. A new run that fails
+#   before it has saved anything removes its folder again, and a refused command changes nothing in an existing
+#   one. The decoded images (about 150 MB for CIFAR-10) are cached in `--data-dir`, never beside your data.
+# * **Errors.** A mistake the user can fix (an option out of range, a missing, corrupt or mis-laid data file, a
+#   zip without class folders, no GPU for `--device cuda`, no network for `download`, a folder in use, too few
+#   samples for `fid --n`) prints one line that names the option or file and the fix, and exits with status 2,
+#   before any slow stage: settings when the config is made, then the device and the paths, then the data,
+#   all before the encoder trains. `DRIFTING_DEBUG=1` shows the traceback as well; a real bug keeps its traceback.
+# * **Non-finite values.** A NaN or infinite loss or gradient stops the run (status 1) before the weights are
+#   touched; the last good checkpoint stays as it was.
 #
 # ## 8. Measuring: FID on this course's protocol
 #
