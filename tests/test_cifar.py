@@ -216,6 +216,26 @@ def _weights(run: Path) -> dict:
     return torch.load(run / "ckpt.pt", weights_only=False)
 
 
+def test_relative_energy_distance_against_a_float64_loop():
+    from drifting_min.cifar.train import relative_energy_distance
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(9, 5, generator=g), torch.randn(12, 5, generator=g) + 0.7
+
+    def mean_distance(u, v, distinct):
+        pairs = [(i, j) for i in range(len(u)) for j in range(len(v)) if not (distinct and i == j)]
+        return sum(float((u[i].double() - v[j].double()).norm()) for i, j in pairs) / len(pairs)
+
+    ref = (2 * mean_distance(a, b, False) - mean_distance(a, a, True) - mean_distance(b, b, True))
+    assert relative_energy_distance(a, b) == pytest.approx(ref / mean_distance(b, b, True), rel=1e-5)
+    assert relative_energy_distance(3 * a, 3 * b) == pytest.approx(relative_energy_distance(a, b), rel=1e-5)
+    same = [relative_energy_distance(torch.randn(64, 16, generator=g), torch.randn(64, 16, generator=g))
+            for _ in range(20)]
+    assert abs(np.mean(same)) < 0.01, "unbiased: about 0 for two samples of one distribution"
+    shifted = relative_energy_distance(torch.randn(64, 16, generator=g) + 1, torch.randn(64, 16, generator=g))
+    assert shifted > 10 * np.std(same)
+
+
 def test_default_generator_ema_fits_in_16_mb():
     cfg = CifarConfig()
     net = Generator(cfg.noise_dim, cfg.gen_width, 10)  # the conditional one is the larger
@@ -251,6 +271,8 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, archi
     steps = [ln["step"] for ln in log if "loss" in ln]
     assert steps == list(range(1, cfg.gen_steps + 1)), "each step logged once, in order"
     assert all(len(ln["raw_drift_sq"]) == 3 and ln["images_per_s"] > 0 for ln in log if "loss" in ln)
+    assert all(math.isfinite(ln["energy"]) for ln in log if "loss" in ln)
+    assert len(log[0]["real_vs_real"]["raw_drift_sq"]) == 3 and "energy" in log[0]["real_vs_real"]
     ema = tmp_path / "whole" / "ema.pt"
     assert ema.stat().st_size < 16e6 and (tmp_path / "whole" / "grid.png").exists()
 
@@ -484,6 +506,10 @@ def test_unusable_data_is_a_one_line_error_and_a_new_run_leaves_nothing(tmp_path
         err = _fails(["train", "--out", str(run), *_tiny_options(data, tmp_path / "cache")], capsys)
         assert message in err and str(data) in err, (name, err)
         assert not run.exists(), f"{name}: a new run that failed left {list(run.iterdir())}"
+    empty_run = tmp_path / "made_by_the_user"
+    empty_run.mkdir()
+    _fails(["train", "--out", str(empty_run), *_tiny_options(tmp_path / "empty", tmp_path / "cache")], capsys)
+    assert empty_run.is_dir() and not list(empty_run.iterdir()), "the user's empty folder stays, and empty"
 
 
 def test_no_network_is_a_one_line_error(tmp_path, capsys, monkeypatch):

@@ -28,6 +28,11 @@ from ..runtime import set_threads
 from .config import CifarConfig, UsageError
 from .train import RUN_CONTROL, NonFiniteLoss, pick_device, train
 
+TRAIN_DESCRIPTION = """\
+Train a run: the encoder stage, then the generator. The same command again resumes it from its last
+checkpoint and continues the same schedule. The defaults are sized for one GPU; on a CPU use --preset cpu
+(what the defaults cost there: at the end).
+"""
 TRAIN_EPILOG = """\
 The defaults are sized for one GPU of the H100 class. On a CPU they would take days (the encoder stage alone
 hours, and a generator step of 512 + 512 images tens of seconds): on a CPU use --preset cpu.
@@ -45,8 +50,7 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Train a one-step drifting generator on CIFAR-10 in the feature space "
                                 "of its own encoder, sample from it, measure FID, plot its log.")
     sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train or resume a run", description="Train a run (the same command again "
-                       "resumes it from its last checkpoint and continues the same schedule).", epilog=TRAIN_EPILOG,
+    t = sub.add_parser("train", help="train or resume a run", description=TRAIN_DESCRIPTION, epilog=TRAIN_EPILOG,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--out", required=True, help="the run folder (checkpoints, ema.pt, log.jsonl, grids)")
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="tqdm bars")

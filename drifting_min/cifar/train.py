@@ -442,22 +442,29 @@ def train(cfg: CifarConfig, out: str | Path, progress: bool = True, max_steps: i
     check_paths(cfg)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; a run needs a folder")
-    new = not out.exists() or not any(out.iterdir())
+    existed = out.exists()
+    new = not existed or not any(out.iterdir())
     out.mkdir(parents=True, exist_ok=True)
     try:
         with RunLock(out), _StopFlag(cfg.minutes, t_start) as flag:
             result = _run(cfg, out, device, flag, progress, max_steps, on_step, t_start)
     except BaseException:
-        if new and not _resumable(out):
-            shutil.rmtree(out, ignore_errors=True)
+        if new:
+            _remove_if_nothing_to_resume(out, existed)
         raise
-    if new and not _resumable(out):
-        shutil.rmtree(out, ignore_errors=True)
+    if new:
+        _remove_if_nothing_to_resume(out, existed)
     return result
 
 
-def _resumable(out: Path) -> bool:
-    return any((out / name).exists() for name in ("ckpt.pt", "encoder.pt", "encoder_ckpt.pt"))
+def _remove_if_nothing_to_resume(out: Path, keep_folder: bool) -> None:
+    """Remove what a new run wrote in ``out`` (and ``out`` itself unless it was there before) when none of the
+    files that a run resumes from was written."""
+    if any((out / name).exists() for name in ("ckpt.pt", "encoder.pt", "encoder_ckpt.pt")):
+        return
+    shutil.rmtree(out, ignore_errors=True)
+    if keep_folder:
+        out.mkdir(exist_ok=True)
 
 
 def _run(cfg: CifarConfig, out: Path, device: torch.device, flag: _StopFlag, progress: bool, max_steps, on_step,
