@@ -236,6 +236,14 @@ def test_relative_energy_distance_against_a_float64_loop():
     assert shifted > 10 * np.std(same)
 
 
+def test_the_bar_shows_the_energy_and_each_raw_drift_over_its_real_level():
+    from drifting_min.cifar.train import bar_fields
+
+    info = {"loss": 140.0, "raw_drift_sq": [0.1, 0.3, 0.24], "energy": 0.0512}
+    fields = bar_fields(info, {"raw_drift_sq": [0.2, 0.3, 0.12], "energy": 0.0}, 81.4)
+    assert fields == {"energy": "0.051", "F2/real": "0.50,1.00,2.00", "img_s": "81"}
+
+
 def test_default_generator_ema_fits_in_16_mb():
     cfg = CifarConfig()
     net = Generator(cfg.noise_dim, cfg.gen_width, 10)  # the conditional one is the larger

@@ -486,13 +486,14 @@ def _run(cfg: CifarConfig, out: Path, device: torch.device, flag: _StopFlag, pro
         return {"step": 0, "stopped": flag.reason, "where": where, "saved": str(out / "encoder_ckpt.pt"),
                 "seconds": round(time.monotonic() - t_start, 1)}
     trainer = Trainer(cfg, data, encoder, device)
+    real = trainer.real_vs_real()
     log = out / "log.jsonl"
     if state is not None:
         trainer.load(state)
         _truncate_log(log, trainer.step)
         print(f"resumed {out} at step {trainer.step}")
     else:
-        start = {"step": 0, "event": "start", **enc_info, "device": str(device), "real_vs_real": trainer.real_vs_real()}
+        start = {"step": 0, "event": "start", **enc_info, "device": str(device), "real_vs_real": real}
         log.write_text(json.dumps(start) + "\n")
     reason, first = "done", trainer.step
     bar = tqdm(total=cfg.gen_steps, initial=trainer.step, disable=not progress, desc="generator")
@@ -514,7 +515,7 @@ def _run(cfg: CifarConfig, out: Path, device: torch.device, flag: _StopFlag, pro
                     line = {"step": step, **info, "images_per_s": round(rate, 1), "time": round(now - t_start, 2)}
                     log_file.write(json.dumps(line) + "\n")
                     log_file.flush()
-                    bar.set_postfix(bar_fields(info, rate))
+                    bar.set_postfix(bar_fields(info, real, rate))
                     t_log, n_log = now, 0
                 if step % cfg.grid_every == 0 or step == cfg.gen_steps:
                     grid = grid_of(trainer.ema, out / "grids" / f"step_{step:06d}.png", cfg.seed, device)
@@ -539,10 +540,12 @@ def _run(cfg: CifarConfig, out: Path, device: torch.device, flag: _StopFlag, pro
             "seconds": round(time.monotonic() - t_start, 1)}
 
 
-def bar_fields(info: dict, rate: float) -> dict:
-    """What the progress bar shows after a logged step: the relative energy distance of the batch in the
-    encoder's features (the number that falls as the samples improve), and the throughput."""
-    return {"energy": f"{info['energy']:.3f}", "img_s": f"{rate:.0f}"}
+def bar_fields(info: dict, real: dict, rate: float) -> dict:
+    """What the progress bar shows after a logged step: the batch's relative energy distance in the encoder's
+    features (falls towards 0), each temperature's raw |F|^2 over its level between two real batches (moves
+    towards 1: from below at the small temperatures, from above at the large one), and the throughput."""
+    ratios = ",".join(f"{v / max(r, 1e-12):.2f}" for v, r in zip(info["raw_drift_sq"], real["raw_drift_sq"]))
+    return {"energy": f"{info['energy']:.3f}", "F2/real": ratios, "img_s": f"{rate:.0f}"}
 
 
 def save_text(text: str, path: Path) -> None:
