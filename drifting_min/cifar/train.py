@@ -17,13 +17,21 @@ smaller one the half-life is about ln 2 (10 + s) / 9, roughly 0.077 (10 + s) ste
 step 5,000): the average follows the generator closely through most of a run. With cfg.ema = 0.999 the cap
 takes over only at step 8,990, where the half-life reaches its final value, ln 2 / 0.001, about 700 steps.
 
-Run folder (``--out``): config.json, encoder.pt (the own encoder and its test accuracy), ckpt.pt (everything
-needed to resume), ema.pt (the EMA weights alone, under 16 MB), log.jsonl, grid.png and grids/. Files are
-written to a temporary name and renamed (``os.replace``), so a run killed at any moment leaves the last
-complete checkpoint. The same command again resumes from it: the data order, the noise and the learning rate
-are functions of (seed, step), so the resumed run continues exactly as an uninterrupted one would (bit for bit
-on a CPU). Ctrl-C and SIGTERM stop at the end of the current step and save; ``--minutes`` does the same when
-time is up; a non-finite loss stops with ``NonFiniteLoss`` and leaves the last good checkpoint untouched.
+Run folder (``--out``): config.json, encoder.pt (the own encoder and its test accuracy; encoder_ckpt.pt while it
+trains), ckpt.pt (everything needed to resume), ema.pt (the EMA weights alone, under 16 MB), log.jsonl, grid.png
+and grids/, and .lock (a trainer holds an flock on it while it writes the folder; a second one is refused).
+Files are written to a temporary name and renamed (``os.replace``), so a run killed at any moment leaves the
+last complete checkpoint. The same command again resumes from it, in either stage: the data order, the noise
+and the learning rate are functions of (seed, step) and the encoder stage saves its random state, so the
+resumed run continues exactly as an uninterrupted one would (bit for bit on a CPU). Ctrl-C and SIGTERM stop
+either stage at the end of its current step and save; ``--minutes`` does the same when time is up; a
+non-finite loss stops with ``NonFiniteLoss`` and leaves the last good checkpoint untouched. Settings, device,
+paths, the lock and the data are checked before the encoder trains (``UsageError``), and a new run that ends
+with nothing to resume from leaves no folder behind.
+
+The log. Every ``log_every`` steps: the loss (nearly constant by construction, not a progress measure), raw |F_R|^2
+per temperature, and ``energy``, the relative energy distance of the batch in the encoder's pooled features;
+the first line holds both for two real batches (``real_vs_real``), the levels a perfect generator would show.
 """
 
 from __future__ import annotations
