@@ -153,7 +153,7 @@ def prepare_encoder(cfg: CifarConfig, out: Path, data: dict, device: torch.devic
     stage = {**want, "batch": cfg.encoder_batch, "lr": cfg.encoder_lr, "amp": cfg.amp}
     resume = None
     if ckpt.exists():
-        saved = torch.load(ckpt, map_location=device, weights_only=False)
+        saved = torch.load(ckpt, map_location="cpu", weights_only=False)  # the RNG state stays a CPU tensor
         if saved["stage"] == stage:
             resume = saved
             print(f"resuming the encoder stage at step {saved['step']} of {saved['steps']}")
