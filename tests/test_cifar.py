@@ -568,6 +568,36 @@ def test_ctrl_c_in_the_encoder_saves_says_how_to_resume_and_resumes(tmp_path, ar
     assert "resuming the encoder stage at step 1 of 4" in capsys.readouterr().out
 
 
+def test_a_crash_in_the_encoder_stage_keeps_its_checkpoint_and_the_rerun_ends_the_same(tmp_path, archive,
+                                                                                      monkeypatch):
+    from drifting_min.cifar import train as train_module
+
+    cfg = tiny(archive, gen_steps=2)
+    real = train_module.train_encoder
+
+    def crashing(*args, stop, **kwargs):  # the machine is lost after the encoder's second step
+        steps = []
+
+        def stop_or_crash():
+            steps.append(1)
+            if len(steps) == 2:
+                raise RuntimeError("lost machine")
+            return stop()
+
+        return real(*args, stop=stop_or_crash, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_encoder", crashing)
+    with pytest.raises(RuntimeError, match="lost machine"):
+        train(cfg, tmp_path / "run", progress=False)
+    saved = torch.load(tmp_path / "run" / "encoder_ckpt.pt", weights_only=False)
+    assert saved["step"] == 1, "the periodic save of step 1 is kept (the folder too)"
+    monkeypatch.setattr(train_module, "train_encoder", real)
+    train(cfg, tmp_path / "run", progress=False)
+    train(cfg, tmp_path / "whole", progress=False)
+    a, b = (torch.load(tmp_path / r / "ema.pt", weights_only=False)["ema"] for r in ("run", "whole"))
+    assert all(torch.equal(a[n], b[n]) for n in a), "the run resumed after a crash differs from an uninterrupted one"
+
+
 def test_fid_with_too_few_samples_is_refused_before_the_inception_network(tmp_path, capsys):
     from drifting_min.cifar import fid
 
