@@ -539,43 +539,45 @@ for n in (250, 1000, 4000, 16000):
 #   batches of *real* images pull on each other, because a finite batch never matches another finite batch
 #   point for point. The trainer measures that level once, with a second real batch in the place of the
 #   generated one (`real_vs_real` in the log's first line; dashed in `plot`), and each temperature's raw drift
-#   moves *towards* it: from below at the small temperatures, from above at the large one. Measured on a CPU,
-#   on the JPEG copy of CIFAR-10 (command below), as means of the log lines (one every 10 steps) in each window:
-#
-#   | steps | $R = 0.02$ | $R = 0.05$ | $R = 0.2$ | energy distance |
-#   |---|---|---|---|---|
-#   | 10-50 | 0.087 | 0.147 | 0.280 | 0.263 |
-#   | 110-200 | 0.165 | 0.277 | 0.221 | 0.062 |
-#   | 510-600 | 0.189 | 0.306 | 0.163 | 0.017 |
-#   | two real batches | 0.175 | 0.292 | 0.118 | -0.004 |
-#
-#   Why the small temperatures rise: the force on a generated sample is $F_R = W^+ \tilde y^+ - W^- \tilde y^-$
-#   with $W^+ = A^+\,\mathrm{rowsum}(A^-)$ and $W^- = A^-\,\mathrm{rowsum}(A^+)$ (lesson 06, section 6): both terms
-#   scale with the sample's affinity $A^+$ to the real images. At first the generated images are nearly alike,
-#   each one's nearest targets are its generated neighbours, and at $R = 0.02$ the softmax gives the real
-#   images, farther away, almost no weight ($A^+$ on its clip floor, lesson 06, section 8): the force is small.
-#   As the samples spread out, real images come as near as generated ones, and the force grows to the level
-#   that two real batches have. At $R = 0.2$ the weights spread over many targets and the force is close to
-#   the difference between the two batches' means: large while the generated batch sits away from the real
-#   one, falling as it closes in.
-#   Its excess over the real level (0.16 at the start, 0.045 at the end) is the part of the raw curves that
-#   still tracks progress late in this run; the small temperatures reach their level within 300 steps.
+#   moves *towards* it: from below at the small temperatures, from above at the large one.
 # * **The energy distance** of each batch in the encoder's last-stage pooled features, relative to the spread of
-#   the real batch (`energy` in the log, `train.relative_energy_distance`): $0$ in expectation when the two
-#   batches come from one distribution, whatever the batch size. It fell from 0.58 at step 10 to 0.06 at step
-#   100 and to about 0.02 after step 300, where it sits within its batch-to-batch noise (a standard deviation
-#   of about 0.015 between log lines at 64 images). It is measured in the features the generator is trained to
-#   match, so it tells how far the training has got, not how good the images are; FID on the Inception network
-#   is the judge.
-# * **The bar** shows what tracks progress: `energy` (falls to 0) and `F2/real`, each temperature's raw
-#   $|F_R|^2$ over its real level (moves to 1), with the throughput. The gradient norm and the learning rate
-#   are in the log.
+#   the real batch (`energy` in the log, `train.relative_energy_distance`), is $0$ in expectation when the two
+#   batches come from one distribution, whatever the batch size, and falls towards it as the generator learns.
 #
-#   The run above: `python -m drifting_min.cifar train --out runs/cpu_curves --data
-#   ../shared/data/cifar10-jpeg/train.zip --data-dir runs/cache --encoder-width 8 --encoder-epochs 2
-#   --encoder-batch 128 --gen-width 16 --batch-gen 64 --batch-real 64 --gen-steps 600 --warmup 40 --lr 1e-3
-#   --log-every 10 --grid-every 100 --ckpt-every 100 --device cpu --threads 1` (encoder test accuracy 0.66 on
-#   the held-out 5%; 20 minutes on a two-core machine shared with other jobs), then `plot --out runs/cpu_curves`.
+# Measured on a CPU, on the JPEG copy of CIFAR-10 (command below), as means of the log lines (one every 10
+# steps) in each window:
+#
+# | steps | $R = 0.02$ | $R = 0.05$ | $R = 0.2$ | energy distance |
+# |---|---|---|---|---|
+# | 10-50 | 0.087 | 0.147 | 0.280 | 0.263 |
+# | 110-200 | 0.165 | 0.277 | 0.221 | 0.062 |
+# | 510-600 | 0.189 | 0.306 | 0.163 | 0.017 |
+# | two real batches | 0.175 | 0.292 | 0.118 | -0.004 |
+#
+# Why the small temperatures rise: the force on a generated sample is $F_R = W^+ \tilde y^+ - W^- \tilde y^-$ with
+# $W^+ = A^+\,\mathrm{rowsum}(A^-)$ and $W^- = A^-\,\mathrm{rowsum}(A^+)$ (lesson 06, section 6): both terms scale
+# with the sample's affinity $A^+$ to the real images. At first the generated images are nearly alike, each
+# one's nearest targets are its generated neighbours, and at $R = 0.02$ the softmax gives the real images,
+# farther away, almost no weight ($A^+$ on its clip floor, lesson 06, section 8): the force is small. As the
+# samples spread out, real images come as near as generated ones, and the force grows to the level that two
+# real batches have; the small temperatures reached it within 300 steps. At $R = 0.2$ the weights spread over
+# many targets and the force is close to the difference between the two batches' means: large while the
+# generated batch sits away from the real one, falling as it closes in. Its excess over the real level (0.16 at
+# the start, 0.045 at the end) is the part of the raw curves that still tracked progress late in this run.
+#
+# The energy distance fell from 0.58 at step 10 to 0.06 at step 100 and to about 0.02 after step 300, where it
+# sits within its batch-to-batch noise (a standard deviation of 0.01 to 0.02 between log lines at 64 images a
+# batch). It is measured in the features the generator is trained to match, so it tells how far the training
+# has got, not how good the images are: FID on the Inception network is the judge. **The bar** shows what
+# tracks progress: `energy` (falls to 0) and `F2/real`, each temperature's raw $|F_R|^2$ over its real level
+# (moves to 1), with the throughput; the gradient norm and the learning rate are in the log.
+#
+# The run: `python -m drifting_min.cifar train --out runs/cpu_curves --data ../shared/data/cifar10-jpeg/train.zip
+# --data-dir runs/cache --encoder-width 8 --encoder-epochs 2 --encoder-batch 128 --gen-width 16 --batch-gen 64
+# --batch-real 64 --gen-steps 600 --warmup 40 --lr 1e-3 --log-every 10 --grid-every 100 --ckpt-every 100
+# --device cpu --threads 1` (encoder test accuracy 0.66 on the held-out 5%; 20 minutes on a two-core machine
+# shared with other jobs), then `python -m drifting_min.cifar plot --out runs/cpu_curves` for the curves.
+#
 # * Samples (`grid.png`, refreshed every `grid_every` steps, with earlier ones kept in `grids/`) show what the
 #   curves cannot; FID of 10,000 samples against the floor is the number to report.
 # * Others' CIFAR-10 results with drifting (public ports of the method, each on its own protocol, so not
