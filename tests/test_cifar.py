@@ -27,6 +27,7 @@ from drifting_min.cifar.__main__ import main
 from drifting_min.cifar.config import TINY, CifarConfig
 from drifting_min.cifar.encoder import Encoder, accuracy, freeze, load_encoder, numpy_to_device, train_encoder
 from drifting_min.cifar.generator import Generator
+from drifting_min.cifar.precision import choose_precision
 from drifting_min.cifar.train import NonFiniteLoss, Trainer, learning_rate, train
 
 K = 4  # classes of the synthetic data
@@ -250,15 +251,22 @@ def test_default_generator_ema_fits_in_16_mb():
     assert sum(t.numel() * t.element_size() for t in net.state_dict().values()) < 15e6
 
 
-def test_bf16_autocast_step(archive):
-    """The CUDA path's autocast, exercised on the CPU: bf16 networks, float32 loss, finite, weights float32."""
+def _trainer(archive, **change) -> Trainer:
     images, labels = cdata.read_archive(archive)
     data = {"images": torch.from_numpy(images), "labels": torch.from_numpy(labels), "fingerprint": "-", "classes": K}
+    return Trainer(tiny(archive, **change), data, freeze(Encoder(8, K)), torch.device("cpu"))
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_autocast_step(archive, amp):
+    """The GPU paths' autocast, exercised on the CPU: bf16 or fp16 networks, float32 loss, finite, weights
+    float32; fp16 with a loss scale."""
     for conditional in (False, True):
-        tr = Trainer(tiny(archive, conditional=conditional), data, freeze(Encoder(8, K)), torch.device("cpu"))
-        tr.amp = True  # autocast is on only on CUDA by default
+        tr = _trainer(archive, conditional=conditional, amp=amp)
+        assert tr.precision == amp and tr.scaler.is_enabled() == (amp == "fp16")
         info = tr.train_step()
         assert tr.step == 1 and info["loss"] > 0 and all(p.dtype == torch.float32 for p in tr.net.parameters())
+        assert ("loss_scale" in info) == (amp == "fp16")
 
 
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, archive):
@@ -326,6 +334,30 @@ def test_time_limit_stops_every_stage_and_the_resumed_run_is_the_same(tmp_path, 
     assert all(torch.equal(enc_a[n], enc_b[n]) for n in enc_a), "the encoder resumed mid-stage differs"
     assert all(torch.equal(a["ema"][n], b["ema"][n]) for n in a["ema"]), "the EMA differs after the resumes"
     assert whole["step"] == b["step"] == cfg.gen_steps
+
+
+def test_the_encoder_stage_resumes_in_fp16_with_its_loss_scale_and_in_another_precision(tmp_path, archive, capsys):
+    """fp16 on a CPU: the encoder's checkpoint keeps the gradient scaler's state, and the stage stopped and
+    resumed in fp16 ends bit for bit as an uninterrupted one; the same checkpoint also resumes (it does not start
+    again) in another precision, as the generator's does."""
+    import shutil
+
+    cfg = tiny(archive, gen_steps=1, amp="fp16")
+    train(cfg, tmp_path / "whole", progress=False)
+    first = train(dataclasses.replace(cfg, minutes=1e-9), tmp_path / "part", progress=False)
+    assert first["where"].startswith("in the encoder stage at step 1 of"), first
+    saved = torch.load(tmp_path / "part" / "encoder_ckpt.pt", weights_only=False)
+    assert saved["scaler"]["scale"] > 0, "the fp16 loss scale is part of the encoder's checkpoint"
+    shutil.copytree(tmp_path / "part", tmp_path / "fp32")
+    capsys.readouterr()
+    train(cfg, tmp_path / "part", progress=False)
+    assert "resuming the encoder stage at step 1" in capsys.readouterr().out
+    enc_a, enc_b = (torch.load(tmp_path / r / "encoder.pt", weights_only=False)["state_dict"]
+                    for r in ("whole", "part"))
+    assert all(torch.equal(enc_a[n], enc_b[n]) for n in enc_a), "the fp16 encoder resumed mid-stage differs"
+    train(dataclasses.replace(cfg, amp="fp32"), tmp_path / "fp32", progress=False)
+    out = capsys.readouterr().out
+    assert "precision: fp32 (as asked)" in out and "resuming the encoder stage at step 1" in out
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, archive):
@@ -430,6 +462,9 @@ def _fails(argv: list[str], capsys, code: int = 2) -> str:
     ("--encoder-epochs", "0", "--encoder-epochs must be a positive number"),
     ("--minutes", "-1", "--minutes must be zero or more"),
     ("--ema", "1", "--ema must be in [0, 1)"),
+    ("--feature-stages", "3", "--feature-stages must be among 0, 1, 2, got 3"),
+    ("--patch-sizes", "-2", "--patch-sizes must be positive numbers"),
+    ("--snapshot-every", "-1", "--snapshot-every must be zero or more"),
     ("--device", "cuda:abc", "--device cuda:abc: not a device name"),
     ("--data", "/no/such/images.zip", "--data /no/such/images.zip: no such file or folder"),
     ("--encoder", "/no/such/encoder.pt", "--encoder /no/such/encoder.pt: no such file or folder"),
@@ -617,3 +652,61 @@ def test_train_help_states_the_cpu_cost_and_the_cache(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "On a CPU they would take days" in text and "--preset cpu" in text
     assert "cached in --data-dir" in text
+
+
+# ------------------------------------------------------------------------------------------ precision
+
+
+@pytest.mark.parametrize("capability, expected", [((9, 0), "bf16"), ((8, 0), "bf16"), ((8, 6), "bf16"),
+                                                  ((7, 5), "fp16"), ((7, 0), "fp16"), ((6, 0), "fp16")])
+def test_auto_precision_follows_the_gpus_capability(monkeypatch, capability, expected):
+    """H100 9.0, A100 8.0, RTX 30xx 8.6: bf16; T4 7.5, V100 7.0, P100 6.0: fp16 (the query faked on a CPU)."""
+    asked = []
+
+    def fake(device=None):
+        asked.append(device)
+        return capability
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", fake)
+    precision, why = choose_precision("auto", torch.device("cuda:1"))
+    assert precision == expected and f"{capability[0]}.{capability[1]}" in why
+    assert asked == [torch.device("cuda:1")], "the capability of the run's own device is asked"
+    assert choose_precision("fp32", torch.device("cuda"))[0] == "fp32", "an explicit choice is kept"
+
+
+def test_auto_precision_is_fp32_on_a_cpu_and_an_explicit_choice_is_kept(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: pytest.fail("not a CUDA device"))
+    assert choose_precision("auto", torch.device("cpu"))[0] == "fp32"
+    assert [choose_precision(a, torch.device("cpu"))[0] for a in ("bf16", "fp16", "fp32")] == ["bf16", "fp16", "fp32"]
+    with pytest.raises(ValueError, match="amp"):
+        CifarConfig(amp="fp8")
+    assert CifarConfig.from_dict({"amp": True}).amp == "auto" and CifarConfig.from_dict({"amp": False}).amp == "fp32"
+
+
+def test_the_precision_is_printed_and_stored_and_follows_each_invocation(tmp_path, archive, capsys):
+    run = tmp_path / "run"
+    train(tiny(archive, amp="fp16"), run, progress=False, max_steps=2)
+    assert "precision: fp16 (as asked)" in capsys.readouterr().out
+    assert json.loads((run / "config.json").read_text())["amp"] == "fp16"
+    assert json.loads((run / "log.jsonl").read_text().splitlines()[0])["precision"] == "fp16"
+    stored = _weights(run)
+    assert stored["config"]["amp"] == "fp16" and stored["scaler"]["scale"] > 0
+    train(tiny(archive), run, progress=False)  # resumed with the default "auto": a CPU runs fp32
+    assert "precision: fp32 (auto: cpu device)" in capsys.readouterr().out
+    assert json.loads((run / "config.json").read_text())["amp"] == "fp32" and _weights(run)["step"] == 6
+
+
+def test_fp16_overflow_skips_the_step_and_lowers_the_scale(archive):
+    tr = _trainer(archive, amp="fp16")
+    tr.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**100)  # the scaled fp16 gradients overflow
+    before = {k: v.clone() for k, v in tr.net.state_dict().items()}
+    ema_before = {k: v.clone() for k, v in tr.ema.state_dict().items()}
+    info = tr.train_step()
+    assert not np.isfinite(info["grad_norm"]) and info["loss_scale"] == 2.0**100
+    assert tr.scaler.get_scale() == 2.0**99 and tr.step == 1, "skipped, scale halved, the schedule goes on"
+    assert all(torch.equal(before[k], v) for k, v in tr.net.state_dict().items()), "weights untouched"
+    assert all(torch.equal(ema_before[k], v) for k, v in tr.ema.state_dict().items()), "EMA untouched"
+    with torch.no_grad():
+        tr.net.out.weight.fill_(float("nan"))
+    with pytest.raises(NonFiniteLoss):  # a non-finite loss is a fault, not an overflow, even with a scaler
+        tr.train_step()

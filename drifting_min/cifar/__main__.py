@@ -23,9 +23,9 @@ import shlex
 import sys
 from pathlib import Path
 
-from ..cli import add_config_options, config_from_args
+from ..cli import add_config_options, config_from_args, given_options
 from ..runtime import set_threads
-from .config import CifarConfig, UsageError
+from .config import PRESET_HELP, CifarConfig, UsageError, preset_overrides
 from .train import RUN_CONTROL, NonFiniteLoss, pick_device, train
 
 TRAIN_DESCRIPTION = """\
@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--out", required=True, help="the run folder (checkpoints, ema.pt, log.jsonl, grids)")
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="tqdm bars")
+    t.add_argument("--preset", default="gpu", choices=list(PRESET_HELP),
+                   help="a named set of settings; options given on the command line win over it: "
+                   + "; ".join(f"{k}: {v}" for k, v in PRESET_HELP.items()) + " (default: gpu)")
     free = ", ".join("--" + k.replace("_", "-") for k in RUN_CONTROL)
     add_config_options(t.add_argument_group(f"settings (stored with the run: a resumed run keeps its stored "
                                             f"ones, except {free}, which may change)"), CifarConfig)
@@ -177,7 +180,8 @@ def cmd_fid(args) -> dict:
 
 
 def cmd_train(args, argv: list[str]) -> dict:
-    cfg = config_from_args(CifarConfig, args)
+    preset = preset_overrides(args.preset, given_options(_parser(), argv))  # explicit flags win over the preset
+    cfg = config_from_args(CifarConfig, args, **preset)
     result = train(cfg, args.out, progress=args.progress)
     if result["stopped"] != "done":
         command = shlex.join(["python", "-m", "drifting_min.cifar", *argv])

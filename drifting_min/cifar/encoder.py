@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import UsageError
+from .precision import autocast, grad_scaler
 
 
 def _conv_bn(cin: int, cout: int) -> nn.Sequential:
@@ -122,15 +123,16 @@ def accuracy(encoder: nn.Module, images: torch.Tensor, labels: torch.Tensor, bat
 
 
 def train_encoder(images: torch.Tensor, labels: torch.Tensor, *, width: int, num_classes: int, epochs: float,
-                  batch: int, lr: float, seed: int, amp: bool = True, progress: bool = True,
+                  batch: int, lr: float, seed: int, precision: str = "fp32", progress: bool = True,
                   resume: dict | None = None, save=None, save_every: int = 0, stop=None) -> Encoder | None:
     """Supervised training: AdamW, a one-cycle learning rate (triangular), label smoothing 0.1, light augmentation.
 
-    ``images`` are float (N, 3, 32, 32) in [-1, 1] on the training device. Resumable: ``save(state)`` is called
+    ``images`` are float (N, 3, 32, 32) in [-1, 1] on the training device; ``precision`` is "bf16", "fp16" (with
+    a gradient scaler) or "fp32" (``precision.choose_precision``). Resumable: ``save(state)`` is called
     every ``save_every`` steps (0: never) with a dict of everything the rest of the stage depends on (weights,
-    optimiser, the sampling generator's state, the step), and ``resume=state`` continues from it exactly as
-    the uninterrupted stage would have gone on. ``stop()`` is asked after every step; when it returns true, the
-    state is saved and None is returned instead of the encoder.
+    optimiser, the gradient scaler, the sampling generator's state, the step), and ``resume=state`` continues
+    from it exactly as the uninterrupted stage would have gone on. ``stop()`` is asked after every step; when it
+    returns true, the state is saved and None is returned instead of the encoder.
     """
     from tqdm.auto import tqdm
 
@@ -141,20 +143,22 @@ def train_encoder(images: torch.Tensor, labels: torch.Tensor, *, width: int, num
     steps = max(1, math.ceil(epochs * len(images) / batch))
     warm = max(1, steps // 4)
     gen = torch.Generator().manual_seed(seed)
+    scaler = grad_scaler(precision, device)
     first = 0
     if resume is not None:
         if resume["steps"] != steps:
             raise ValueError(f"the encoder checkpoint is of a {resume['steps']}-step stage, this one has {steps}")
         enc.load_state_dict(resume["encoder"])
         opt.load_state_dict(resume["optimizer"])
+        if scaler.is_enabled() and resume.get("scaler"):  # fp16: the loss scale reached so far
+            scaler.load_state_dict(resume["scaler"])
         gen.set_state(resume["rng"])
         first = resume["step"]
 
     def state(step: int) -> dict:
         return {"step": step, "steps": steps, "encoder": enc.state_dict(), "optimizer": opt.state_dict(),
-                "rng": gen.get_state()}
+                "scaler": scaler.state_dict(), "rng": gen.get_state()}
 
-    use_amp = amp and device.type == "cuda"
     enc.train()
     for step in tqdm(range(first, steps), desc="encoder", initial=first, total=steps, disable=not progress,
                      leave=False):
@@ -162,11 +166,12 @@ def train_encoder(images: torch.Tensor, labels: torch.Tensor, *, width: int, num
             group["lr"] = lr * min((step + 1) / warm, (steps - step) / max(1, steps - warm))
         idx = torch.randint(0, len(images), (batch,), generator=gen).to(device)
         x = augment(images[idx], gen).contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+        with autocast(precision, device):
             loss = F.cross_entropy(enc(x).float(), labels[idx], label_smoothing=0.1)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)  # skipped when an fp16 gradient overflowed
+        scaler.update()
         if stop is not None and step + 1 < steps and stop():
             if save is not None:
                 save(state(step + 1))

@@ -3,13 +3,14 @@
 One generator step (``train_step``):
 
     eps, labels  = noise and classes of step s              (a function of (seed, s) only; data.noise)
-    x            = generator(eps, labels)                   (bf16 autocast on CUDA)
+    x            = generator(eps, labels)                   (autocast: bf16, or fp16 on older GPUs; precision)
     y            = the real images of step s                 (data.RealSampler)
     features     = multiscale_features(encoder.feature_maps(.)) + the raw pixels, of x and of y
     loss         = sum over features of the released batch loss (features.feature_drift_loss; every feature's
                    groups in one batched call, distances and softmaxes in float32); a conditional run puts
                    each class in its own groups, so generated images meet only real images of their class
-    AdamW (0.9, 0.95), gradient norm clipped at 2.0, warm-up then cosine decay, EMA of the weights.
+    AdamW (0.9, 0.95), gradient norm clipped at 2.0, warm-up then cosine decay, EMA of the weights. In fp16 the
+    loss is scaled before the backward pass and a step whose gradient overflowed is skipped (a GradScaler).
 
 EMA. ema <- d ema + (1 - d) w with d = min(cfg.ema, (1 + s) / (10 + s)): the usual warm-up of the decay, so
 that the first steps do not keep the random initialisation in the average. While the warm-up term is the
@@ -19,24 +20,26 @@ takes over only at step 8,990, where the half-life reaches its final value, ln 2
 
 Run folder (``--out``): config.json, encoder.pt (the own encoder and its test accuracy; encoder_ckpt.pt while it
 trains), ckpt.pt (everything needed to resume), ema.pt (the EMA weights alone, under 16 MB), log.jsonl, grid.png
-and grids/, and .lock (a trainer holds an flock on it while it writes the folder; a second one is refused).
-Files are written to a temporary name and renamed (``os.replace``), so a run killed at any moment leaves the
-last complete checkpoint. The same command again resumes from it, in either stage: the data order, the noise
-and the learning rate are functions of (seed, step) and the encoder stage saves its random state, so the
-resumed run continues exactly as an uninterrupted one would (bit for bit on a CPU). Ctrl-C and SIGTERM stop
-either stage at the end of its current step and save; ``--minutes`` does the same when time is up; a
-non-finite loss stops with ``NonFiniteLoss`` and leaves the last good checkpoint untouched. Settings, device,
-paths, the lock and the data are checked before the encoder trains (``UsageError``), and a new run that ends
-with nothing to resume from leaves no folder behind.
+and grids/, snapshots/ (copies of ema.pt every ``snapshot_every`` steps, if asked), and .lock (a trainer holds an
+flock on it while it writes the folder; a second one is refused). Files are written to a temporary name and renamed
+(``os.replace``), so a run killed at any moment leaves the last complete checkpoint. The same command again resumes
+from it, in either stage: the data order, the noise and the learning rate are functions of (seed, step) and the
+encoder stage saves its random state, so the resumed run continues exactly as an uninterrupted one would (bit for
+bit on a CPU). Ctrl-C and SIGTERM stop either stage at the end of its current step and save; ``--minutes`` does the
+same when time is up; a non-finite loss stops with ``NonFiniteLoss`` and leaves the last good checkpoint untouched.
+Settings, device, paths, the lock and the data are checked before the encoder trains (``UsageError``), and a new
+run that ends with nothing to resume from leaves no folder behind.
 
 The log. Every ``log_every`` steps: the loss (nearly constant by construction, not a progress measure), raw |F_R|^2
-per temperature, and ``energy``, the relative energy distance of the batch in the encoder's pooled features;
-the first line holds both for two real batches (``real_vs_real``), the levels a perfect generator would show.
+per temperature, and ``energy``, the relative energy distance of the batch in the encoder's pooled features (of
+the deepest of the run's ``feature_stages``); the first line holds both for two real batches (``real_vs_real``),
+the levels a perfect generator would show, and the precision the run trains in.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -60,11 +63,13 @@ from .config import CifarConfig, UsageError
 from .data import DataError, RealSampler, fingerprint, load_images, noise, to_float
 from .encoder import Encoder, accuracy, freeze, load_encoder, numpy_to_device, save_encoder, train_encoder
 from .generator import Generator
+from .precision import autocast, choose_precision, grad_scaler
 from .sample import grid_of
 
-# settings that may change between the invocations of one run (they do not change the schedule)
-RUN_CONTROL = ("data", "test_data", "data_dir", "device", "minutes", "ckpt_every", "grid_every", "log_every",
-               "threads")
+# settings that may change between the invocations of one run (they do not change the schedule; the precision
+# follows the device of each invocation)
+RUN_CONTROL = ("data", "test_data", "data_dir", "device", "amp", "minutes", "ckpt_every", "grid_every", "log_every",
+               "snapshot_every", "threads")
 
 
 class NonFiniteLoss(RuntimeError):
@@ -150,7 +155,7 @@ def prepare_encoder(cfg: CifarConfig, out: Path, data: dict, device: torch.devic
         enc, info = load_encoder(path, device)
         if all(info.get(k) == v for k, v in want.items()):
             return freeze(enc), {"encoder": "own (cached)", "test_accuracy": info.get("test_accuracy")}
-    stage = {**want, "batch": cfg.encoder_batch, "lr": cfg.encoder_lr, "amp": cfg.amp}
+    stage = {**want, "batch": cfg.encoder_batch, "lr": cfg.encoder_lr}  # the precision may change on resuming
     resume = None
     if ckpt.exists():
         saved = torch.load(ckpt, map_location="cpu", weights_only=False)  # the RNG state stays a CPU tensor
@@ -168,7 +173,8 @@ def prepare_encoder(cfg: CifarConfig, out: Path, data: dict, device: torch.devic
     steps = math.ceil(cfg.encoder_epochs * len(images) / cfg.encoder_batch)
     enc = train_encoder(images, labels.to(device), width=cfg.encoder_width, num_classes=data["classes"],
                         epochs=cfg.encoder_epochs, batch=cfg.encoder_batch, lr=cfg.encoder_lr, seed=cfg.seed,
-                        amp=cfg.amp, progress=progress, resume=resume, save_every=max(1, steps // 20), stop=stop,
+                        precision=choose_precision(cfg.amp, device)[0], progress=progress, resume=resume,
+                        save_every=max(1, steps // 20), stop=stop,
                         save=lambda state: save_atomic({"stage": stage, "seconds": time.time() - t0, **state}, ckpt))
     if enc is None:
         return None, None
@@ -202,12 +208,24 @@ def ema_update(ema: torch.nn.Module, net: torch.nn.Module, step: int, decay: flo
         pe.lerp_(p.detach(), 1 - d)
 
 
-def drift_features(encoder, images: torch.Tensor, raw: bool) -> dict[str, torch.Tensor]:
-    """The features the loss compares: multi-scale features of every encoder stage, plus the raw pixels."""
-    feats = multiscale_features(encoder.feature_maps(images))
+def drift_features(encoder, images: torch.Tensor, raw: bool, stages: tuple[int, ...] | None = None,
+                   locations: bool = True, patch_sizes: tuple[int, ...] = (2, 4)) -> dict[str, torch.Tensor]:
+    """The features the loss compares: multi-scale features of the encoder's stages (all by default; the
+    per-location vectors unless ``locations`` is False; patch statistics for ``patch_sizes``), plus the raw
+    pixels if ``raw``."""
+    maps = encoder.feature_maps(images)
+    stages = range(len(maps)) if stages is None else stages
+    feats = multiscale_features([maps[i] for i in stages], [f"s{i}" for i in stages], patch_sizes)
+    if not locations:
+        feats = {name: f for name, f in feats.items() if not name.endswith(".loc")}
     if raw:
         feats["raw"] = images.flatten(1)[None]
     return feats
+
+
+def config_features(encoder, images: torch.Tensor, cfg: CifarConfig) -> dict[str, torch.Tensor]:
+    """``drift_features`` with the run's choice of features."""
+    return drift_features(encoder, images, cfg.raw_feature, cfg.feature_stages, cfg.locations, cfg.patch_sizes)
 
 
 def by_class(feats: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
@@ -217,9 +235,9 @@ def by_class(feats: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
 
 def feature_loss(encoder, gen_images, real_images, cfg: CifarConfig, k: int = 1) -> tuple[torch.Tensor, dict]:
     """The summed feature-space loss, and the raw mean square force per temperature summed over features."""
-    fg = drift_features(encoder, gen_images, cfg.raw_feature)
+    fg = config_features(encoder, gen_images, cfg)
     with torch.no_grad():
-        fr = drift_features(encoder, real_images, cfg.raw_feature)
+        fr = config_features(encoder, real_images, cfg)
     if k > 1:
         fg, fr = by_class(fg, k), by_class(fr, k)
     try:
@@ -239,7 +257,8 @@ def relative_energy_distance(a: torch.Tensor, b: torch.Tensor) -> float:
     b [M, C] (float32, exact distances). The unbiased energy distance, relative to the spread of b: its
     expected value is 0 when a and b are drawn from one distribution, and it grows as they part (0.41 for
     every row of a at the mean of a Gaussian b in many dimensions, more when a sits away from b). The trainer
-    applies it to the last stage's pooled encoder features of the generated and the real batch."""
+    applies it to the pooled encoder features of the generated and the real batch, at the deepest of the run's
+    feature stages."""
     with torch.autocast(device_type=a.device.type, enabled=False):
         a, b = a.float(), b.float()
         d_ab = torch.cdist(a, b, compute_mode="donot_use_mm_for_euclid_dist").mean()
@@ -257,7 +276,7 @@ class Trainer:
         check_batches(cfg, data["classes"])
         torch.manual_seed(cfg.seed)
         self.net = Generator(cfg.noise_dim, cfg.gen_width, data["classes"] if cfg.conditional else 0).to(device)
-        if device.type == "cuda":  # bf16 convolutions run fastest on channels-last tensors
+        if device.type == "cuda":  # bf16 and fp16 convolutions run fastest on channels-last tensors
             self.net.to(memory_format=torch.channels_last)
             if isinstance(encoder, Encoder):
                 encoder.to(memory_format=torch.channels_last)
@@ -266,7 +285,8 @@ class Trainer:
                                      weight_decay=cfg.weight_decay)
         self.real = RealSampler(data["labels"], cfg.seed, cfg.batch_real, per_class=cfg.conditional)
         self.step = 0
-        self.amp = cfg.amp and device.type == "cuda"
+        self.precision, _ = choose_precision(cfg.amp, device)  # "bf16", "fp16" or "fp32"
+        self.scaler = grad_scaler(self.precision, device)  # enabled for fp16 only
 
     def gen_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         eps = noise(step, self.cfg.batch_gen, self.cfg.noise_dim, self.cfg.seed).to(self.device)
@@ -280,24 +300,31 @@ class Trainer:
 
     def train_step(self) -> dict:
         """One optimiser step; raises NonFiniteLoss (before touching the weights) if the loss or gradient is
-        not finite."""
+        not finite. In fp16 a non-finite gradient is the scaler's overflow: the step is skipped (the weights and
+        the EMA stay) and the scale halved, unless the scale is already below 1."""
         step, cfg = self.step, self.cfg
         lr = learning_rate(step, cfg)
         for group in self.opt.param_groups:
             group["lr"] = lr
         eps, labels = self.gen_batch(step)
         real = self.real_batch(step)
-        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+        with autocast(self.precision, self.device):
             images = self.net(eps, labels)
             loss, info = feature_loss(self.encoder, images, real, cfg, self.k)
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.opt)  # clip the true gradient, not the scaled one
         grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.clip)
         values = torch.stack([loss.detach().float(), grad_norm.float()]).tolist()
-        if not all(math.isfinite(v) for v in values):
+        overflow = self.scaler.is_enabled() and math.isfinite(values[0]) and self.scaler.get_scale() >= 1
+        if not all(math.isfinite(v) for v in values) and not overflow:
             raise NonFiniteLoss(f"loss {values[0]} and gradient norm {values[1]} at step {step}")
-        self.opt.step()
-        ema_update(self.ema, self.net, step, cfg.ema)
+        if self.scaler.is_enabled():
+            info["loss_scale"] = self.scaler.get_scale()
+        self.scaler.step(self.opt)  # skipped if the gradient is not finite
+        self.scaler.update()
+        if math.isfinite(values[1]):
+            ema_update(self.ema, self.net, step, cfg.ema)
         self.step += 1
         return {"loss": values[0], "grad_norm": values[1], "lr": lr, **info}
 
@@ -308,28 +335,34 @@ class Trainer:
         sizes. Raw |F|^2 does not fall to zero but to this level; the energy distance falls to about 0."""
         fake = RealSampler(self.data["labels"], self.cfg.seed + 1, self.cfg.batch_gen, self.cfg.conditional)
         stand_in = to_float(self.data["images"][fake(0).to(self.device)])
-        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+        with autocast(self.precision, self.device):
             _, info = feature_loss(self.encoder, stand_in, self.real_batch(0), self.cfg, self.k)
         return info
 
     def state(self) -> dict:
         return {"step": self.step, "config": self.cfg.to_dict(), "arch": self.net.arch(),
                 "generator": self.net.state_dict(), "ema": self.ema.state_dict(),
-                "optimizer": self.opt.state_dict(), "data_fingerprint": self.data["fingerprint"],
-                "rng_cpu": torch.get_rng_state()}
+                "optimizer": self.opt.state_dict(), "scaler": self.scaler.state_dict(),
+                "data_fingerprint": self.data["fingerprint"], "rng_cpu": torch.get_rng_state()}
 
     def load(self, state: dict) -> None:
         self.net.load_state_dict(state["generator"])
         self.ema.load_state_dict(state["ema"])
         self.opt.load_state_dict(state["optimizer"])
+        if state.get("scaler"):  # an fp16 run's loss scale (empty in other precisions)
+            self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         torch.set_rng_state(state["rng_cpu"])
+
+    def ema_blob(self, encoder_info: dict) -> dict:
+        """The EMA weights alone, with what is needed to sample from them (the content of ema.pt)."""
+        return {"arch": self.net.arch(), "ema": self.ema.state_dict(), "step": self.step,
+                "config": self.cfg.to_dict(), "encoder": encoder_info}
 
     def save(self, out: Path, encoder_info: dict) -> None:
         """ckpt.pt (to resume) and ema.pt (the EMA weights alone), each written atomically."""
         save_atomic({**self.state(), "encoder": encoder_info}, out / "ckpt.pt")
-        save_atomic({"arch": self.net.arch(), "ema": self.ema.state_dict(), "step": self.step,
-                     "config": self.cfg.to_dict(), "encoder": encoder_info}, out / "ema.pt")
+        save_atomic(self.ema_blob(encoder_info), out / "ema.pt")
 
 
 # ------------------------------------------------------------------------------------------ the loop
@@ -481,6 +514,9 @@ def _run(cfg: CifarConfig, out: Path, device: torch.device, flag: _StopFlag, pro
     from tqdm import tqdm
 
     cfg, state = resume_config(cfg, out)
+    precision, why = choose_precision(cfg.amp, device)
+    print(f"precision: {precision} ({why})")
+    cfg = dataclasses.replace(cfg, amp=precision)  # the run's config says what ran, not "auto"
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest convolutions
     data = prepare_data(cfg, device)
@@ -501,7 +537,8 @@ def _run(cfg: CifarConfig, out: Path, device: torch.device, flag: _StopFlag, pro
         _truncate_log(log, trainer.step)
         print(f"resumed {out} at step {trainer.step}")
     else:
-        start = {"step": 0, "event": "start", **enc_info, "device": str(device), "real_vs_real": real}
+        start = {"step": 0, "event": "start", **enc_info, "device": str(device), "precision": precision,
+                 "real_vs_real": real}
         log.write_text(json.dumps(start) + "\n")
     reason, first = "done", trainer.step
     bar = tqdm(total=cfg.gen_steps, initial=trainer.step, disable=not progress, desc="generator")
@@ -531,6 +568,9 @@ def _run(cfg: CifarConfig, out: Path, device: torch.device, flag: _StopFlag, pro
                     os.replace(out / "grid.png.tmp", out / "grid.png")
                 if step % cfg.ckpt_every == 0 or step == cfg.gen_steps:
                     trainer.save(out, enc_info)
+                if cfg.snapshot_every and step % cfg.snapshot_every == 0:
+                    (out / "snapshots").mkdir(exist_ok=True)
+                    save_atomic(trainer.ema_blob(enc_info), out / "snapshots" / f"ema_step_{step:06d}.pt")
                 if on_step is not None:
                     on_step(trainer)
                 if step < cfg.gen_steps and flag.check():

@@ -367,7 +367,10 @@ print(f"normalised and summed: RMS {float(total.square().mean().sqrt()):.3f} "
 # Use your 6.3 and 6.4. The checks compare value and gradient with `drifting_min.features.released_drift_loss`
 # (several groups, 1 to 64 dimensions, clip on and off), check that one temperature gives exactly $L = 1$, that
 # scaling and shifting the features changes nothing, and that at $R = 0.02$ in float32, with a positive far from
-# every sample, the gradient is finite and agrees with float64 and no gradient reaches the positives.
+# every sample, the gradient is finite and agrees with float64 and no gradient reaches the positives. Like the
+# released code, your loss computes bfloat16 (or float16) features in float32 and returns a float32 loss: the
+# checks give it bfloat16 features, a generated sample far from every target (with the clip on it must still move
+# toward the data), inputs on another device and inputs far from the origin.
 
 # %%
 check_exercise(ex, "6.5")
