@@ -660,11 +660,33 @@ print(f"this machine: {device}, {precision} ({why})")
 # ### On a CPU: the `cpu` preset
 #
 # ```bash
-# python -m drifting_min.cifar train --preset cpu --out runs/cpu --threads 2   # encoder, then generator
+# python -m drifting_min.cifar train --preset cpu --out runs/cpu              # encoder, then generator
 # python -m drifting_min.cifar fid --out runs/cpu --n 2000 --inception PATH --ref-stats PATH
 # ```
 #
-# CPU_PRESET_PROSE
+# **What it is** (`PRESETS["cpu"]` in `drifting_min/cifar/config.py`, a set of overrides of the defaults): an own
+# encoder of width 16 trained for two epochs (67.3% test accuracy), a class-conditional generator of width 16 with
+# 64-dimensional noise, 80 generated against 80 real images a step (8 of each class, each class its own groups),
+# the encoder's means, standard deviations and 2x2 and 4x4 patch statistics of every stage plus the raw pixels,
+# without the per-location vectors, at the three temperatures; 2,000 steps at a learning rate of $10^{-3}$ (50
+# steps of warm-up, cosine decay), EMA 0.99.
+#
+# **What it costs.** About 15 minutes of one CPU thread end to end: 3 for the encoder stage and 12 for the 2,000
+# generator steps (0.36 CPU seconds a step, 220 generated images a CPU second). These are process CPU times, read
+# on a two-core machine that other jobs shared all along; wall time there was 1.7 (generator) to 6.6 (encoder)
+# times longer, and would be about the CPU time on a free core. One thread is the right setting on a shared
+# machine: the step with two threads ran 60 times *slower* beside the other jobs (their spinning thread pools;
+# `drifting_min.runtime`).
+# Where a step's time goes, `python bench/bench_cifar_step.py --preset cpu` (measured with the per-location
+# vectors in, one thread): the encoder (forward on generated and real images, backward to the generated ones) 42%,
+# the field 37%, the generator 20%, the optimiser and EMA 1%; each feature's groups in one batched call run 1.9x
+# faster than a loop over them. Options tried on that step, timed in interleaved rounds of one run
+# (`python bench/bench_cifar_step.py --options`), as a share of the plain step: channels-last tensors 0.90 against
+# the contiguous layout, so the trainer now uses them on CPUs too; `torch.compile` of the generator and the
+# encoder 0.66, but its compilation took 21 minutes of that busy machine, more than the run it would speed up, so
+# it is not used; leaving out the per-location vectors 0.69 (a change of the loss, which the screen below
+# measured, and which the preset adopted). The decoded images are kept in memory as one uint8 tensor, so data
+# costs nothing measurable.
 #
 # **How the preset was found.** `bench/cifar_cpu_recipe.py screen` trains each configuration below from the
 # same start (class-conditional, generator width 16, 80 + 80 images a step, learning rate $10^{-3}$, EMA 0.99,
@@ -700,6 +722,9 @@ if screen:
 #   sort the classes out of one mixture. The `cpu` preset, and now the `gpu` preset too, are class-conditional.
 # * **In a run this short, the larger step wins**: a learning rate of $3\times10^{-4}$ scores 12.1 against 8.1 at
 #   $10^{-3}$.
+# * **The encoder decides.** A width-8 encoder trained for one epoch (48.5% test accuracy, 43 CPU seconds instead
+#   of about 190) gives the generator more steps in the same budget and the worst score of the conditional runs:
+#   14.5, and only 26% of its samples judged to be of their class. The kernel can only match what the features see.
 # * **What costs time without paying for it.** A generator of width 32 or 16 images of each class instead of 8
 #   both halve the steps that fit in the budget and score worse (9.4, 9.9). Leaving out the per-location
 #   vectors of the encoder's stages makes a step a fifth cheaper (190 against 158 images a CPU second) and scores
