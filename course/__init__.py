@@ -5,6 +5,7 @@ Nothing imported here imports pytest, so a notebook can ``from course import che
 
 from .checks import (
     CheckFailed,
+    CountingModule,
     call_checked,
     call_on_meta,
     call_requiring_grad,
@@ -25,6 +26,7 @@ from .notebook import check_exercise
 
 __all__ = [
     "CheckFailed",
+    "CountingModule",
     "call_checked",
     "call_on_meta",
     "call_requiring_grad",

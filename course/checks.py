@@ -459,3 +459,15 @@ def check_portable(fn: Callable, *args, name: str, grad_args=None, meta: bool = 
     if fresh:
         check_fresh_result(fn, *args, name=name, **kwargs)
     return result
+
+
+class CountingModule(torch.nn.Module):
+    """Wraps a network and counts its calls: a training step must call the generator once."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net, self.calls = net, 0
+
+    def forward(self, *args):
+        self.calls += 1
+        return self.net(*args)

@@ -14,6 +14,7 @@ import torch
 
 import drifting_min as dm
 from course import (
+    CountingModule,
     call_unchanged,
     check_close,
     check_dtype,
@@ -424,21 +425,9 @@ def test_ex4_3_devices_side_effects(ex):
                 prop="particles that require grad: the same trajectory (tau 0.4, step 0.7, 2 steps)")
 
 
-class _CountingGenerator(torch.nn.Module):
-    """A generator that counts its calls."""
-
-    def __init__(self, net: torch.nn.Module):
-        super().__init__()
-        self.net, self.calls = net, 0
-
-    def forward(self, noise):
-        self.calls += 1
-        return self.net(noise)
-
-
 @exercise("4.4", "generator_step")
 def test_ex4_4_one_generator_call_a_step(ex):
-    net = _CountingGenerator(_mlp(36))
+    net = CountingModule(_mlp(36))
     noise, y = randn(37, 12, 3), ring_of_blobs(38, 16)
     before = noise.clone()
     loss, raw = ex.generator_step(net, torch.optim.SGD(net.parameters(), lr=0.1), noise, y, (0.3, 0.8))

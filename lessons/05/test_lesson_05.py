@@ -14,6 +14,7 @@ import torch
 
 import drifting_min as dm
 from course import (
+    CountingModule,
     call_unchanged,
     check_close,
     check_dtype,
@@ -325,22 +326,10 @@ def ex_reference_energy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return 2 * mean_distance(a, b) - mean_distance(a, a) - mean_distance(b, b)
 
 
-class _CountingGenerator(torch.nn.Module):
-    """A generator that counts its calls."""
-
-    def __init__(self, net: torch.nn.Module):
-        super().__init__()
-        self.net, self.calls = net, 0
-
-    def forward(self, noise):
-        self.calls += 1
-        return self.net(noise)
-
-
 @exercise("5.2", "train_step")
 def test_ex5_2_one_generator_call_a_step(ex):
     net, noise, y_pos = _step_setup(5)
-    counted = _CountingGenerator(net)
+    counted = CountingModule(net)
     loss = call_unchanged(ex.train_step, counted, torch.optim.SGD(counted.parameters(), lr=0.05), noise, y_pos,
                           tiny(taus=(0.1, 0.3)))
     check_python_float(loss, name="the loss of train_step", hint="return float(loss)")
