@@ -4,6 +4,7 @@
     python -m drifting_min.cifar sample --out runs/NAME --n 10000 # grid + uint8 .npz shards (<= 15 MB each)
     python -m drifting_min.cifar fid --out runs/NAME --inception PATH --ref-stats PATH
     python -m drifting_min.cifar plot --out runs/NAME             # runs/NAME/curves.png from the log
+    torchrun --nproc_per_node N -m drifting_min.cifar train --out runs/NAME   # train on N GPUs (distributed.py)
 
 ``train``'s options are made from ``CifarConfig`` (every setting is written there once); ``--help`` on each
 sub-command lists its options.
@@ -12,12 +13,15 @@ sub-command lists its options.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import sys
 from pathlib import Path
 
 from ..cli import add_config_options, config_from_args
 from ..runtime import set_threads
+from . import distributed
 from .config import CifarConfig
 from .train import RUN_CONTROL, NonFiniteLoss, pick_device, train
 
@@ -28,7 +32,9 @@ def _parser() -> argparse.ArgumentParser:
                                 "of its own encoder, sample from it, measure FID, plot its log.")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train or resume a run", description="Train a run (the same command again "
-                       "resumes it from its last checkpoint and continues the same schedule).")
+                       "resumes it from its last checkpoint and continues the same schedule). On N processes: "
+                       "torchrun --nproc_per_node N -m drifting_min.cifar train ... (one GPU each, or Gloo on the "
+                       "CPU); the batch sizes stay those of the whole step, and rank 0 alone writes and prints.")
     t.add_argument("--out", required=True, help="the run folder (checkpoints, ema.pt, log.jsonl, grids)")
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="tqdm bars")
     free = ", ".join("--" + k.replace("_", "-") for k in RUN_CONTROL)
@@ -36,7 +42,8 @@ def _parser() -> argparse.ArgumentParser:
                                             f"ones, except {free}, which may change)"), CifarConfig)
 
     with_defaults = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter}
-    s = sub.add_parser("sample", help="sample grid and .npz shards from a run's EMA weights", **with_defaults)
+    s = sub.add_parser("sample", help="sample grid and .npz shards from a run's EMA weights",
+                       description="One process (run it with python, not torchrun).", **with_defaults)
     s.add_argument("--out", required=True, help="the run folder (or an ema.pt / ckpt.pt file)")
     s.add_argument("--n", type=int, default=0, help="number of samples to write as shards (0: the grid only)")
     s.add_argument("--to", default=None, help="folder for grid and shards (default: OUT/samples)")
@@ -45,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--shard-size", type=int, default=0, help="images per shard (default: as many as fit in 15 MB)")
     _common(s)
 
-    f = sub.add_parser("fid", help="FID (and KID) of a run or of sample shards", **with_defaults)
+    f = sub.add_parser("fid", help="FID (and KID) of a run or of sample shards",
+                       description="One process (run it with python, not torchrun).", **with_defaults)
     f.add_argument("--out", default=None, help="a run folder: FID of fresh samples of its EMA weights, logged")
     f.add_argument("--samples", default=None, help="a folder (or file) of .npz sample shards instead of a run")
     f.add_argument("--n", type=int, default=10000, help="number of samples")
@@ -141,11 +149,21 @@ def main(argv: list[str] | None = None) -> dict:
         result = cmd_fid(args)
     else:
         cfg = config_from_args(CifarConfig, args)
+        quiet = distributed.launched_rank() != 0  # under torchrun only rank 0 prints; errors still reach stderr
         try:
-            result = train(cfg, args.out, progress=args.progress)
-        except NonFiniteLoss as e:
+            with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull if quiet else sys.stdout):
+                result = train(cfg, args.out, progress=args.progress)
+        except NonFiniteLoss as e:  # every rank sees the same loss and stops at the same step
+            distributed.stop()
             print(f"error: {e}", file=sys.stderr)
             raise SystemExit(1) from None
+        except distributed.PeerLost as e:  # no goodbye to a group that has lost a member
+            print(f"error: {e}; the job stops, {args.out}/ckpt.pt keeps the last checkpoint, and the same command "
+                  "resumes it", file=sys.stderr)
+            raise SystemExit(1) from None
+        distributed.stop()
+        if quiet:
+            return result
     print(json.dumps(result))
     return result
 

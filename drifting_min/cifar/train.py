@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 from ..features import feature_drift_loss, multiscale_features
+from . import distributed
 from .config import CifarConfig
 from .data import RealSampler, fingerprint, load_images, noise, to_float
 from .encoder import Encoder, accuracy, freeze, load_encoder, numpy_to_device, save_encoder, train_encoder
@@ -155,11 +156,15 @@ def by_class(feats: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
     return {name: f.reshape(f.shape[0] * k, f.shape[1] // k, f.shape[2]) for name, f in feats.items()}
 
 
-def feature_loss(encoder, gen_images, real_images, cfg: CifarConfig, k: int = 1) -> tuple[torch.Tensor, dict]:
-    """The summed feature-space loss, and the raw mean square force per temperature summed over features."""
+def feature_loss(encoder, gen_images, real_images, cfg: CifarConfig, k: int = 1,
+                 world: distributed.World | None = None) -> tuple[torch.Tensor, dict]:
+    """The summed feature-space loss, and the raw mean square force per temperature summed over features.
+    Under torchrun the loss is that of the whole batch: every rank's features are gathered (distributed.py)."""
     fg = drift_features(encoder, gen_images, cfg.raw_feature)
     with torch.no_grad():
         fr = drift_features(encoder, real_images, cfg.raw_feature)
+    if world is not None:
+        fg, fr = distributed.gather_samples([fg, fr], k, world)
     if k > 1:
         fg, fr = by_class(fg, k), by_class(fr, k)
     try:
@@ -175,8 +180,10 @@ def feature_loss(encoder, gen_images, real_images, cfg: CifarConfig, k: int = 1)
 class Trainer:
     """The generator, its EMA, the optimiser and the step count, with the data and the frozen encoder."""
 
-    def __init__(self, cfg: CifarConfig, data: dict, encoder, device: torch.device):
+    def __init__(self, cfg: CifarConfig, data: dict, encoder, device: torch.device,
+                 world: distributed.World | None = None):
         self.cfg, self.data, self.encoder, self.device = cfg, data, encoder, device
+        self.world = world or distributed.World(device=device)
         self.k = data["classes"] if cfg.conditional else 1
         if cfg.batch_gen % self.k or cfg.batch_real % self.k:
             raise ValueError(f"a conditional run splits each batch over the {self.k} classes: --batch-gen and "
@@ -191,18 +198,21 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.95),
                                      weight_decay=cfg.weight_decay)
         self.real = RealSampler(data["labels"], cfg.seed, cfg.batch_real, per_class=cfg.conditional)
+        # this process's rows of the whole step's batch (all of them in one process)
+        self.rows_gen = distributed.shard(cfg.batch_gen, self.k, self.world)
+        self.rows_real = distributed.shard(cfg.batch_real, self.k, self.world)
         self.step = 0
         self.amp = cfg.amp and device.type == "cuda"
 
     def gen_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        eps = noise(step, self.cfg.batch_gen, self.cfg.noise_dim, self.cfg.seed).to(self.device)
+        eps = noise(step, self.cfg.batch_gen, self.cfg.noise_dim, self.cfg.seed)[self.rows_gen].to(self.device)
         if not self.cfg.conditional:
             return eps, None
-        labels = torch.arange(self.k).repeat_interleave(self.cfg.batch_gen // self.k)
+        labels = torch.arange(self.k).repeat_interleave(self.cfg.batch_gen // self.k)[self.rows_gen]
         return eps, labels.to(self.device)
 
     def real_batch(self, step: int) -> torch.Tensor:
-        return to_float(self.data["images"][self.real(step).to(self.device)])
+        return to_float(self.data["images"][self.real(step)[self.rows_real].to(self.device)])
 
     def train_step(self) -> dict:
         """One optimiser step; raises NonFiniteLoss (before touching the weights) if the loss or gradient is
@@ -215,9 +225,10 @@ class Trainer:
         real = self.real_batch(step)
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             images = self.net(eps, labels)
-            loss, info = feature_loss(self.encoder, images, real, cfg, self.k)
+            loss, info = feature_loss(self.encoder, images, real, cfg, self.k, self.world)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.sum_gradients(self.net.parameters(), self.world)  # the whole batch's gradient on every rank
         grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.clip)
         values = torch.stack([loss.detach().float(), grad_norm.float()]).tolist()
         if not all(math.isfinite(v) for v in values):
@@ -241,7 +252,9 @@ class Trainer:
         torch.set_rng_state(state["rng_cpu"])
 
     def save(self, out: Path, encoder_info: dict) -> None:
-        """ckpt.pt (to resume) and ema.pt (the EMA weights alone), each written atomically."""
+        """ckpt.pt (to resume) and ema.pt (the EMA weights alone), each written atomically (by rank 0 alone)."""
+        if not self.world.is_main:
+            return
         save_atomic({**self.state(), "encoder": encoder_info}, out / "ckpt.pt")
         save_atomic({"arch": self.net.arch(), "ema": self.ema.state_dict(), "step": self.step,
                      "config": self.cfg.to_dict(), "encoder": encoder_info}, out / "ema.pt")
@@ -304,29 +317,37 @@ def train(cfg: CifarConfig, out: str | Path, progress: bool = True, max_steps: i
     t_start = time.monotonic()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    world = distributed.start(pick_device(cfg.device))  # under torchrun: join the other processes
     cfg, state = resume_config(cfg, out)
-    (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
-    device = pick_device(cfg.device)
+    if world.is_main:  # rank 0 alone writes the run folder
+        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    device = world.device
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest convolutions
-    data = prepare_data(cfg, out, device)
+    with distributed.main_first(world):  # rank 0 downloads and caches, the others wait and read the cache
+        data = prepare_data(cfg, out, device)
     if state is not None and state["data_fingerprint"] != data["fingerprint"]:
         raise ValueError(f"{out} was trained on other data (fingerprint {state['data_fingerprint']}, now "
                          f"{data['fingerprint']}); use another --out")
-    encoder, enc_info = prepare_encoder(cfg, out, data, device, progress)
-    trainer = Trainer(cfg, data, encoder, device)
+    progress = progress and world.is_main
+    with distributed.main_first(world):  # rank 0 trains and caches the encoder, the others wait and load it
+        encoder, enc_info = prepare_encoder(cfg, out, data, device, progress)
+    trainer = Trainer(cfg, data, encoder, device, world)
     log = out / "log.jsonl"
     if state is not None:
         trainer.load(state)
+    distributed.check_same("the step to start from", trainer.step, world)  # all read the same checkpoint
+    if world.is_main and state is not None:
         _truncate_log(log, trainer.step)
-        print(f"resumed {out} at step {trainer.step}")
-    else:
-        log.write_text(json.dumps({"step": 0, "event": "start", **enc_info, "device": str(device)}) + "\n")
+        print(f"resumed {out} at step {trainer.step} ({world.size} process(es))")
+    elif world.is_main:
+        log.write_text(json.dumps({"step": 0, "event": "start", **enc_info, "device": str(device),
+                                   "processes": world.size}) + "\n")
     reason, first = "done", trainer.step
     bar = tqdm(total=cfg.gen_steps, initial=trainer.step, disable=not progress, desc="generator")
     t_log, n_log = time.monotonic(), 0
     try:
-        with _StopFlag() as flag, open(log, "a") as log_file:
+        with _StopFlag() as flag, open(log if world.is_main else os.devnull, "a") as log_file:
             while trainer.step < cfg.gen_steps:
                 try:
                     info = trainer.train_step()
@@ -344,7 +365,7 @@ def train(cfg: CifarConfig, out: str | Path, progress: bool = True, max_steps: i
                     log_file.flush()
                     bar.set_postfix(loss=f"{info['loss']:.3g}", img_s=f"{rate:.0f}")
                     t_log, n_log = now, 0
-                if step % cfg.grid_every == 0 or step == cfg.gen_steps:
+                if world.is_main and (step % cfg.grid_every == 0 or step == cfg.gen_steps):
                     grid = grid_of(trainer.ema, out / "grids" / f"step_{step:06d}.png", cfg.seed, device)
                     shutil.copyfile(grid, out / "grid.png.tmp")
                     os.replace(out / "grid.png.tmp", out / "grid.png")
@@ -352,17 +373,20 @@ def train(cfg: CifarConfig, out: str | Path, progress: bool = True, max_steps: i
                     trainer.save(out, enc_info)
                 if on_step is not None:
                     on_step(trainer)
-                if flag.reason is not None:
-                    reason = f"interrupted ({flag.reason})"
+                time_up = bool(cfg.minutes) and time.monotonic() - t_start > 60 * cfg.minutes
+                signalled, time_up = distributed.any_rank([flag.reason is not None, time_up], world)  # agree
+                if signalled:
+                    reason = f"interrupted ({flag.reason or 'on another rank'})"
                     break
-                if cfg.minutes and time.monotonic() - t_start > 60 * cfg.minutes:
+                if time_up:
                     reason = f"time limit ({cfg.minutes} min)"
                     break
                 if max_steps is not None and step - first >= max_steps:
                     reason = f"step limit ({max_steps} steps this call)"
                     break
-            if trainer.step % cfg.ckpt_every or trainer.step == first:  # not saved yet (or nothing trained)
-                trainer.save(out, enc_info)
+            with distributed.main_first(world):  # the others return once rank 0 has saved
+                if trainer.step % cfg.ckpt_every or trainer.step == first:  # not saved yet (or nothing trained)
+                    trainer.save(out, enc_info)
     finally:
         bar.close()
     return {"step": trainer.step, "stopped": reason, **enc_info, "seconds": round(time.monotonic() - t_start, 1)}
