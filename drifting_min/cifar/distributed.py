@@ -93,7 +93,7 @@ def start(device: torch.device) -> World:
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend, timeout=TIMEOUT)
+        dist.init_process_group(backend, timeout=TIMEOUT, device_id=device if device.type == "cuda" else None)
     return World(dist.get_rank(), dist.get_world_size(), device, active=True)
 
 

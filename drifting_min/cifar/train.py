@@ -24,6 +24,9 @@ complete checkpoint. The same command again resumes from it: the data order, the
 are functions of (seed, step), so the resumed run continues exactly as an uninterrupted one would (bit for bit
 on a CPU). Ctrl-C and SIGTERM stop at the end of the current step and save; ``--minutes`` does the same when
 time is up; a non-finite loss stops with ``NonFiniteLoss`` and leaves the last good checkpoint untouched.
+
+More than one process (``torchrun``, ``distributed.py``): each rank computes its slice of the step's batch, the
+features are gathered so that the loss is the whole batch's, the gradients are summed; rank 0 alone writes.
 """
 
 from __future__ import annotations
