@@ -10,6 +10,10 @@ every N (``batch_gen`` generated images a step, split over the ranks), so images
 process is the speed-up of the same training run. The rounds alternate (1, N, 1, N, ...) so that a change in
 the machine's load falls on both; the best round of each is kept.
 
+On the CPU each process also reports its CPU time (``time.process_time``); batch / (the busiest rank's CPU
+seconds a step) is the rate with a free core a process, the number to read when other work shares the
+machine (wall-clock images/s then depend on how the scheduler shares the cores).
+
 The field (distances, softmaxes, forces) is computed for the whole batch on every rank, so it is not
 divided; its share f of the one-process step bounds the speed-up at 1 / ((1 - f) / N + f), printed beside it.
 """
@@ -66,12 +70,18 @@ def worker(device_name: str, steps: int) -> None:
     for _ in range(2):  # warm-up (allocator, cuDNN autotuning, the process group's connections)
         trainer.train_step()
     sync(device)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     for _ in range(steps):
         trainer.train_step()
     sync(device)
     seconds = time.perf_counter() - t0
-    result = {"processes": world.size, "images_per_s": steps * cfg.batch_gen / seconds}
+    # CPU seconds of the busiest rank (all its threads, Gloo's included; waiting costs none): on a CPU shared
+    # with other work, batch / that time is the rate the processes would reach with a free core each
+    cpu = torch.tensor([time.process_time() - cpu0])
+    if world.active and device.type == "cpu":
+        torch.distributed.all_reduce(cpu, op=torch.distributed.ReduceOp.MAX)
+    result = {"processes": world.size, "images_per_s": steps * cfg.batch_gen / seconds,
+              "images_per_cpu_s": steps * cfg.batch_gen / cpu.item()}
     if world.size == 1:  # the field's share of the step: the part that every rank computes in full
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=trainer.amp):
             eps, labels = trainer.gen_batch(0)
@@ -126,10 +136,14 @@ def main(argv=None) -> dict:
     for n in procs:
         speedup = best[n]["images_per_s"] / one["images_per_s"]
         bound = 1 / ((1 - one["field_share"]) / n + one["field_share"])
-        print(f"{f'{n} process(es)':>24}: {best[n]['images_per_s']:7.1f} images/s, x{speedup:.2f} "
-              f"(bound x{bound:.2f})")
+        line = f"{best[n]['images_per_s']:7.1f} images/s, x{speedup:.2f} (bound x{bound:.2f})"
         result[n] = {"images_per_s": round(best[n]["images_per_s"], 1), "speedup": round(speedup, 2),
                      "bound": round(bound, 2)}
+        if args.device == "cpu":
+            cpu_speedup = best[n]["images_per_cpu_s"] / one["images_per_cpu_s"]
+            line += f"; per CPU second of the busiest rank {best[n]['images_per_cpu_s']:7.1f}, x{cpu_speedup:.2f}"
+            result[n].update(images_per_cpu_s=round(best[n]["images_per_cpu_s"], 1), cpu_speedup=round(cpu_speedup, 2))
+        print(f"{f'{n} process(es)':>24}: {line}")
     return result
 
 
