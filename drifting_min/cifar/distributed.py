@@ -6,7 +6,8 @@
 ``torchrun`` starts the processes and sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR`` and
 ``MASTER_PORT``; ``start`` joins them into one process group (NCCL on CUDA, one GPU per process, Gloo on the
 CPU). Several machines: the same command on each with torchrun's rendezvous flags, e.g.
-``--nnodes 2 --node_rank I --rdzv_backend c10d --rdzv_endpoint HOST:29500``.
+``--nnodes 2 --node_rank I --rdzv_backend c10d --rdzv_endpoint HOST:29500``, and the run folder and the data on
+a filesystem that every machine sees.
 
 The batch. ``batch_gen`` and ``batch_real`` stay the sizes of the *whole* step, whatever the number of processes
 N: the noise and the real images of step s are drawn for the whole batch (functions of (seed, s), as in one
@@ -26,9 +27,10 @@ b samples each compute the step of one process with the N b samples, in the same
 floating-point sums (``tests/test_cifar_distributed.py``). A checkpoint does not depend on N, and a run may be
 resumed with another number of processes.
 
-What is split and what is not: the generator and the encoder (forward and backward, most of the step) run on
-each rank's slice; the field itself is computed on every rank for the whole batch, and the features travel
-once per step (an all-gather of about 75,000 numbers an image at the default encoder width).
+What is split and what is not: the generator and the encoder (forward and backward: 80% of the one-process
+step in ``bench/bench_cifar_ddp.py``'s CPU configuration) run on each rank's slice; the field itself is
+computed on every rank for the whole batch, and the features travel once per step (an all-gather of about
+75,000 numbers an image at the default encoder width).
 
 Files and output. Rank 0 alone writes the run folder and prints; it also runs first whatever the others need
 from disk (downloading and decoding the data, training and caching the encoder, ``main_first``), while they
