@@ -1,11 +1,12 @@
 """Grading for the course: `pytest lessons/NN` grades your exercises, `--solutions` grades the worked answers.
 
-At the end of a run the scoreboard lists each exercise, its status, the first hint of a failure, and the
-command that runs that exercise's checks alone.
+At the end of a run the scoreboard lists each exercise, its status, the property that its first failure broke
+with that failure's hint (wrapped, never cut), and the command that runs that exercise's checks alone.
 """
 
 from __future__ import annotations
 
+import textwrap
 from collections import defaultdict
 from pathlib import Path
 
@@ -70,9 +71,12 @@ def pytest_runtest_makereport(item, call):
         error = call.excinfo.value
         if isinstance(error, NotImplementedError):
             report.longrepr = f"NotImplementedError: {error}"
-        first = str(error).strip().splitlines()
-        hint = next((line for line in first if line.startswith("Hint:")), first[0] if first else type(error).__name__)
-        report.user_properties.append(("hint", hint[:160]))
+        lines = str(error).strip().splitlines()
+        hint = next((line for line in lines if line.startswith("Hint:")), "")
+        first = lines[0] if lines else type(error).__name__
+        # the property that failed (a check's first line), then its hint
+        summary = first if not hint or hint in first else f"{first}. {hint}"
+        report.user_properties.append(("hint", summary))
         report.user_properties.append(("not_implemented", isinstance(error, NotImplementedError)))
 
 
@@ -105,5 +109,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         alone = f"pytest {row['file']} -k ex{ex_id.replace('.', '_')}"
         tr.write_line(f"{ex_id:>5}  {name:<28} {status:<16} {row['passed']}/{total} checks   {alone}")
         if row["failed"]:
-            tr.write_line(f"       {row['hint']}")
+            for line in textwrap.wrap(row["hint"], width=110, initial_indent=" " * 7, subsequent_indent=" " * 13):
+                tr.write_line(line)
     tr.write_line(f"{done} of {len(board)} exercises complete")

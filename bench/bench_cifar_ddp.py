@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 from drifting_min.cifar import distributed  # noqa: E402
 from drifting_min.cifar.config import CifarConfig  # noqa: E402
 from drifting_min.cifar.encoder import Encoder, freeze  # noqa: E402
-from drifting_min.cifar.train import Trainer, drift_features  # noqa: E402
+from drifting_min.cifar.precision import autocast  # noqa: E402
+from drifting_min.cifar.train import Trainer, config_features  # noqa: E402
 from drifting_min.features import feature_drift_loss  # noqa: E402
 from drifting_min.runtime import set_threads  # noqa: E402
 
@@ -83,10 +84,10 @@ def worker(device_name: str, steps: int) -> None:
     result = {"processes": world.size, "images_per_s": steps * cfg.batch_gen / seconds,
               "images_per_cpu_s": steps * cfg.batch_gen / cpu.item()}
     if world.size == 1:  # the field's share of the step: the part that every rank computes in full
-        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=trainer.amp):
+        with torch.no_grad(), autocast(trainer.precision, device):
             eps, labels = trainer.gen_batch(0)
-            fg = drift_features(encoder, trainer.net(eps, labels), cfg.raw_feature)
-            fr = drift_features(encoder, trainer.real_batch(0), cfg.raw_feature)
+            fg = config_features(encoder, trainer.net(eps, labels), cfg)
+            fr = config_features(encoder, trainer.real_batch(0), cfg)
             sync(device)
             t1 = time.perf_counter()
             for _ in range(steps):

@@ -1,9 +1,9 @@
-"""One-step drifting against its peers on the 2D toys: the same MLP, the same wall time, the same protocol.
+"""One-step drifting against its peers on the 2D toys: the same MLP, the same CPU time, the same protocol.
 
 Per toy and seed, this trains
 
-* drifting: ``toys.train`` with the ``ToyConfig`` defaults (field, batch, generator with K components, weight
-  averaging, 3,000 steps), its wall time measured and printed beside the peers' budget;
+* drifting: ``toys.train`` with the ``ToyConfig`` defaults (field, batch, generator with K components, 3,000
+  steps), its CPU time measured and printed beside the peers' budget;
 * flow matching (rectified flow, conditional flow matching with straight paths): the same MLP takes (x_t, t),
   x_t = (1 - t) eps + t y with eps ~ N(0, I_2), y data, t ~ U(0, 1), and regresses the velocity y - eps; sampled
   with 1, 4 and 100 Euler steps from t = 0 to 1 (that many network evaluations a sample);
@@ -12,19 +12,26 @@ Per toy and seed, this trains
   summed;
 * and scores a fresh draw of the data itself, the protocol's reference.
 
-Every peer trains for ``--seconds`` of wall time (Adam, cosine decay of the learning rate over the elapsed
-fraction of the budget, batches of 256), so on a busy machine all of them get fewer steps alike; the steps taken
-are printed. Every method is scored by ``drifting_min.toys.metrics.quality``:
-floor ratio, kNN precision and recall, share off the support. One thread (``drifting_min.runtime``).
+Every peer trains for ``--seconds`` of CPU time of its process (Adam, cosine decay of the learning rate over the
+elapsed fraction of the budget, batches of 256), and drifting's CPU time is measured the same way: on one thread
+that is about the wall time of an idle machine, and other work on the cores takes no share of it, though it can
+slow every step (on two cores shared with a dozen other processes, a drifting run's 3,000 steps took 46 s of CPU
+time instead of about 27, and the MMD generator made about 840 steps in its 30 s instead of about 1,500: compare
+runs made on a quiet machine). The steps taken and the wall seconds are printed too. Every method, drifting
+included, is sampled from the same exponential moving average of its weights, w_avg <- ema w_avg + (1 - ema) w
+after each step (``--ema``, default the toys' 0.995; 0: the last weights), its cost inside the budget. Every
+method is scored by ``drifting_min.toys.metrics.quality``: floor ratio, kNN precision and recall, share off the
+support. One thread (``drifting_min.runtime``).
 
 Usage: python bench/bench_toy_peers.py [--seconds 30] [--seeds 0] [--toys checkerboard rings ...]
-                                       [--methods drifting mmd flow data] [--update]
+                                       [--methods drifting mmd flow data] [--ema 0.995] [--update]
                                        [--json out.json] [--samples lessons/05/peers.npz]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import statistics
@@ -51,25 +58,35 @@ def _cosine(lr: float, lr_final: float, frac: float) -> float:
     return lr_final + 0.5 * (lr - lr_final) * (1 + math.cos(math.pi * min(frac, 1.0)))
 
 
-def _timed_loop(params, step_fn, seconds: float, lr: float, lr_final: float) -> tuple[int, float]:
-    """Adam steps of ``step_fn(step) -> loss`` until ``seconds`` have passed; returns (steps, seconds)."""
-    opt = torch.optim.Adam(params, lr=lr)
-    start, step = time.perf_counter(), 0
-    while (elapsed := time.perf_counter() - start) < seconds:
+def _timed_loop(net: torch.nn.Module, step_fn, seconds: float, lr: float, lr_final: float,
+                ema: float) -> tuple[torch.nn.Module, int, float]:
+    """Adam steps of ``step_fn(step) -> loss`` on ``net`` until ``seconds`` of CPU time have passed. With ``ema``
+    > 0 a copy of the weights follows w_avg <- ema w_avg + (1 - ema) w after every step, as in ``toys.train``.
+    Returns the network to sample (that copy, or ``net`` itself when ``ema`` is 0), the steps and the CPU
+    seconds."""
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    averaged = copy.deepcopy(net) if ema > 0 else net
+    start, step = time.process_time(), 0
+    while (elapsed := time.process_time() - start) < seconds:
         for group in opt.param_groups:
             group["lr"] = _cosine(lr, lr_final, elapsed / seconds)
         opt.zero_grad(set_to_none=True)
         step_fn(step).backward()
         opt.step()
+        if ema > 0:
+            with torch.no_grad():
+                for p_avg, p in zip(averaged.parameters(), net.parameters()):
+                    p_avg.lerp_(p, 1.0 - ema)
         step += 1
-    return step, time.perf_counter() - start
+    return averaged, step, time.process_time() - start
 
 
 def train_drifting(cfg: toys.ToyConfig) -> tuple[Generator, int, float]:
-    """The toys' own training (``toys.train``) with the config's defaults: a fixed number of steps, its time measured
-    (the peers get ``--seconds``; the table shows both)."""
+    """The toys' own training (``toys.train``) with the config's settings: a fixed number of steps, its CPU time
+    measured (the peers get ``--seconds``; the table shows both)."""
+    start = time.process_time()
     run = toys.train(cfg, progress=False, evaluate=False)
-    return run.generator, cfg.steps, run.seconds
+    return run.generator, cfg.steps, time.process_time() - start
 
 
 def train_flow(cfg: toys.ToyConfig, seconds: float, lr: float) -> tuple[Generator, int, float]:
@@ -85,8 +102,7 @@ def train_flow(cfg: toys.ToyConfig, seconds: float, lr: float) -> tuple[Generato
         xt = (1 - t) * eps + t * y
         return (net(torch.cat([xt, t], 1)) - (y - eps)).square().sum(1).mean()
 
-    steps, secs = _timed_loop(net.parameters(), loss, seconds, lr, lr * 0.05)
-    return net, steps, secs
+    return _timed_loop(net, loss, seconds, lr, lr * 0.05, cfg.ema)
 
 
 def flow_sample(net: Generator, n: int, seed: int, euler_steps: int) -> torch.Tensor:
@@ -117,33 +133,40 @@ def train_mmd(cfg: toys.ToyConfig, seconds: float, lr: float) -> tuple[Generator
         y = toys.sample_data(cfg.dataset, BATCH, seed=cfg.seed * 1_000_003 + step)
         return mmd_squared(net(net.noise(BATCH, rng)), y)
 
-    steps, secs = _timed_loop(net.parameters(), loss, seconds, lr, lr * 0.05)
-    return net, steps, secs
+    return _timed_loop(net, loss, seconds, lr, lr * 0.05, cfg.ema)
 
 
 def run_one(dataset: str, seed: int, seconds: float, flow_lr: float, mmd_lr: float,
-            families: Sequence[str] = FAMILIES) -> tuple[list[dict], dict]:
-    """Every method of ``families`` on one (toy, seed): rows of the table and the kept samples."""
-    cfg = toys.ToyConfig(dataset=dataset, seed=seed)
+            families: Sequence[str] = FAMILIES, ema: float = toys.ToyConfig.ema) -> tuple[list[dict], dict]:
+    """Every method of ``families`` on one (toy, seed), each sampled from its weights averaged with decay
+    ``ema``: rows of the table and the kept samples."""
+    cfg = toys.ToyConfig(dataset=dataset, seed=seed, ema=ema)
     rows, kept = [], {}
 
-    def score(method, samples, secs, steps, nfe):
+    def score(method, samples, secs, steps, nfe, wall=0.0):
         m = metrics.quality(samples, dataset)
-        rows.append({"toy": dataset, "seed": seed, "method": method, "seconds": round(secs, 1), "steps": steps,
-                     "nfe": nfe, **{k: m[k] for k in ("floor_ratio", "precision", "recall", "off_support")}})
+        rows.append({"toy": dataset, "seed": seed, "method": method, "seconds": round(secs, 1),
+                     "wall_seconds": round(wall, 1), "steps": steps,
+                     "nfe": nfe, "ema": ema if nfe else None,
+                     **{k: m[k] for k in ("floor_ratio", "precision", "recall", "off_support")}})
         kept[method] = samples[:KEEP].numpy().astype(np.float32)
         print(json.dumps(rows[-1]), flush=True)
 
     if "drifting" in families:
+        start = time.perf_counter()
         net, steps, secs = train_drifting(cfg)
-        score("drifting", net.sample(metrics.N_EVAL, metrics.NOISE_SEED), secs, steps, 1)
+        score("drifting", net.sample(metrics.N_EVAL, metrics.NOISE_SEED), secs, steps, 1, time.perf_counter() - start)
     if "mmd" in families:
+        start = time.perf_counter()
         net, steps, secs = train_mmd(cfg, seconds, mmd_lr)
-        score("MMD generator", net.sample(metrics.N_EVAL, metrics.NOISE_SEED), secs, steps, 1)
+        score("MMD generator", net.sample(metrics.N_EVAL, metrics.NOISE_SEED), secs, steps, 1,
+              time.perf_counter() - start)
     if "flow" in families:
+        start = time.perf_counter()
         net, steps, secs = train_flow(cfg, seconds, flow_lr)
+        wall = time.perf_counter() - start
         for k in FLOW_STEPS:
-            score(f"flow, {k} Euler", flow_sample(net, metrics.N_EVAL, metrics.NOISE_SEED, k), secs, steps, k)
+            score(f"flow, {k} Euler", flow_sample(net, metrics.N_EVAL, metrics.NOISE_SEED, k), secs, steps, k, wall)
     if "data" in families:
         score("data itself", toys.sample_data(dataset, metrics.N_EVAL, seed=metrics.DATA_SEED + 1), 0.0, 0, 0)
     return rows, kept
@@ -153,7 +176,7 @@ def table(rows: list[dict]) -> str:
     """Median over seeds of each (toy, method)."""
     keys = ("floor_ratio", "precision", "recall", "off_support", "seconds", "steps", "nfe")
     lines = [f"{'toy':<16} {'method':<16} {'floor ratio':>11} {'precision':>9} {'recall':>7} {'off supp.':>9} "
-             f"{'train s':>7} {'steps':>6} {'NFE':>4}  (median over seeds {sorted({r['seed'] for r in rows})})"]
+             f"{'CPU s':>7} {'steps':>6} {'NFE':>4}  (median over seeds {sorted({r['seed'] for r in rows})})"]
     groups: dict[tuple, list] = {}
     for r in rows:
         groups.setdefault((r["toy"], r["method"]), []).append(r)
@@ -167,11 +190,13 @@ def table(rows: list[dict]) -> str:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=30.0, help="wall-time budget of each peer's training")
+    parser.add_argument("--seconds", type=float, default=30.0, help="CPU-time budget of each peer's training")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--toys", nargs="+", default=sorted(toys.DATASETS), choices=sorted(toys.DATASETS))
     parser.add_argument("--flow-lr", type=float, default=2e-3)
     parser.add_argument("--mmd-lr", type=float, default=1e-3)
+    parser.add_argument("--ema", type=float, default=toys.ToyConfig.ema,
+                        help="decay of every method's weight average (0: sample the last weights)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--json", default=None, help="write every row here")
     parser.add_argument("--samples", default=None, help="write the first seed's samples (1,500 a method) as .npz")
@@ -189,7 +214,7 @@ def main():
             arrays = dict(np.load(args.samples))
     for seed in args.seeds:
         for dataset in args.toys:
-            new_rows, kept = run_one(dataset, seed, args.seconds, args.flow_lr, args.mmd_lr, args.methods)
+            new_rows, kept = run_one(dataset, seed, args.seconds, args.flow_lr, args.mmd_lr, args.methods, args.ema)
             redone = {r["method"] for r in new_rows}
             rows = [r for r in rows if not (r["toy"] == dataset and r["seed"] == seed and r["method"] in redone)]
             rows += new_rows
@@ -197,7 +222,7 @@ def main():
                 arrays.update({f"{dataset}/{m}": a for m, a in kept.items()})
     print(table(rows))
     if args.json:
-        record = {"seconds": args.seconds, "threads": args.threads, "rows": rows}
+        record = {"seconds": args.seconds, "threads": args.threads, "ema": args.ema, "rows": rows}
         Path(args.json).write_text(json.dumps(record, indent=1))
     if args.samples:
         np.savez_compressed(args.samples, **arrays)

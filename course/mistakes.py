@@ -1,4 +1,5 @@
-"""The catalogue of typical mistakes: each is a plausible wrong answer that a graded check must catch."""
+"""The catalogue of typical mistakes (plausible wrong answers that a graded check must catch) and of correct
+alternative answers (right answers written another way, which every graded check must accept)."""
 
 from __future__ import annotations
 
@@ -18,3 +19,15 @@ class Mistake:
     function: str
     description: str
     make: Callable[[Callable, object], Callable]
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """A correct answer to exercise ``exercise_id``'s function ``function``, written another way than the worked
+    solution: ``answer`` is the function itself. A check that rejects it is as wrong as one that accepts a
+    mistake."""
+
+    exercise_id: str
+    function: str
+    description: str
+    answer: Callable

@@ -4,7 +4,8 @@ One module per idea:
 
 * ``kernels``   distances and kernels (lesson 02);
 * ``kde``       kernel density estimates, scores, Tweedie (lesson 02);
-* ``drift``     mean shift and the drift field, population and batch forms (lesson 03);
+* ``drift``     mean shift and the drift field, population and batch forms (lesson 03), the two-sided
+  (Sinkhorn) coupling (lesson 08);
 * ``loss``      the drift loss: ``drift_regression_loss`` for a given field, ``drifting_loss`` for a batch (lesson 04);
 * ``features``  the released batch loss and multi-scale features (lesson 06); ``images`` and ``feature_demo``,
   lesson 06's small images and experiments;

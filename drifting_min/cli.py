@@ -24,6 +24,7 @@ Types understood: int, float, str, pathlib.Path, bool, ``Literal[...]``, ``tuple
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import types
 import typing
@@ -112,3 +113,16 @@ def config_from_args(config_cls: type, args: argparse.Namespace, **overrides: An
             value = getattr(args, f.name)
             values[f.name] = tuple(value) if isinstance(value, list) else value
     return config_cls(**{**values, **overrides})
+
+
+def given_options(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:
+    """The destinations of the options written on the command line ``argv`` (defaults do not count), so that
+    a preset can fill in the others: explicit flags win over a preset."""
+    quiet = copy.deepcopy(parser)
+    parsers = [quiet]
+    while parsers:
+        for action in parsers.pop()._actions:
+            action.default = argparse.SUPPRESS
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+    return set(vars(quiet.parse_args(argv)))

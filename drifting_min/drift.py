@@ -16,10 +16,21 @@ l_ii = -inf. The affinity is the geometric mean of a softmax over targets and on
     V = W+ y+ - W- y-.
 
 The rows of W+ and W- have the same sum, so the "- x" terms cancel and need not be written.
+
+Two-sided (Sinkhorn) coupling (lesson 08, after arXiv 2603.12366). Each set of targets gets its own coupling
+P = diag(e^a) exp(l) diag(e^b), scaled so that its rows sum to 1/N and its columns to 1/M (``sinkhorn_coupling``),
+and each query moves to its barycentric targets:
+
+    V = P+ y+ / rowsum(P+) - P- y- / rowsum(P-).
+
+With the queries as their own negatives the self coupling keeps its diagonal (it is the Sinkhorn divergence's
+self term), so V = 0 exactly when y+ is the same set as x: zero drift at q = p, which the one-sided weights
+above cannot promise at low temperature.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
@@ -27,7 +38,8 @@ import torch
 
 from .kernels import check_samples, full_precision, kernel_logits, logits_from_distances, pairwise_distances
 
-Normalisation = Literal["double", "targets", "uncoupled"]
+Normalisation = Literal["double", "targets", "uncoupled", "sinkhorn"]
+SINKHORN_ITERATIONS = 10
 
 
 @full_precision
@@ -63,8 +75,9 @@ def batch_drift_field(
         tau: temperature.
         kernel: "laplace" (logits -|x - y| / tau, the paper's) or "gaussian" (-|x - y|^2 / (2 tau^2)).
         normalisation: "double" (softmax over targets and over queries, geometric mean, cross-weighted),
-            "targets" (softmax over targets only, cross-weighted), or "uncoupled" (separate softmaxes over
-            positives and over negatives: the population form V+ - V-).
+            "targets" (softmax over targets only, cross-weighted), "uncoupled" (separate softmaxes over
+            positives and over negatives: the population form V+ - V-) or "sinkhorn" (a two-sided coupling with
+            each set of targets, ``sinkhorn_coupling``; with y_neg None the self coupling is not masked).
     """
     return batch_drift_fields(x, y_pos, y_neg, [tau], kernel, normalisation)[0]
 
@@ -94,7 +107,7 @@ def batch_drift_fields(
     fields = []
     for tau in taus:
         logits = logits_from_distances(dist, tau, kernel)
-        if self_negatives:
+        if self_negatives and normalisation != "sinkhorn":
             logits[:, :n_neg].diagonal().fill_(float("-inf"))
         fields.append(_field_from_logits(logits, y_neg, y_pos, normalisation))
     return fields
@@ -105,6 +118,9 @@ def _field_from_logits(
 ) -> torch.Tensor:
     """V from the logits over the targets [negatives | positives] (N x (K + M)), with the chosen normalisation."""
     n_neg = y_neg.shape[0]
+    if normalisation == "sinkhorn":
+        p_neg, p_pos = sinkhorn_coupling(logits[:, :n_neg]), sinkhorn_coupling(logits[:, n_neg:])
+        return p_pos @ y_pos / p_pos.sum(1, keepdim=True) - p_neg @ y_neg / p_neg.sum(1, keepdim=True)
     if normalisation == "uncoupled":
         w_neg = torch.softmax(logits[:, :n_neg], dim=1)
         w_pos = torch.softmax(logits[:, n_neg:], dim=1)
@@ -116,11 +132,44 @@ def _field_from_logits(
     elif normalisation == "targets":
         affinity = torch.softmax(logits, dim=1)
     else:
-        raise ValueError(f"unknown normalisation {normalisation!r}; choose double, targets or uncoupled")
+        raise ValueError(f"unknown normalisation {normalisation!r}; choose double, targets, uncoupled or sinkhorn")
     a_neg, a_pos = affinity[:, :n_neg], affinity[:, n_neg:]
     w_pos = a_pos * a_neg.sum(1, keepdim=True)
     w_neg = a_neg * a_pos.sum(1, keepdim=True)
     return w_pos @ y_pos - w_neg @ y_neg
+
+
+def sinkhorn_coupling(logits: torch.Tensor, iterations: int = SINKHORN_ITERATIONS) -> torch.Tensor:
+    """The entropic coupling P_ij = u_i exp(l_ij) v_j whose rows sum to 1/N and columns to 1/M (N x M).
+
+    Sinkhorn's iterations, alternately scaling the rows and the columns, from v = 1:
+
+        u_i = 1 / (N sum_j exp(l_ij) v_j),        v_j = 1 / (M sum_i u_i exp(l_ij)),
+
+    (in log space a_i = log u_i = -log N - logsumexp_j(l_ij + b_j), likewise b). The last update is v's, so the
+    columns sum to 1/M exactly and the rows to 1/N up to the iterations' error, which grows as the temperature
+    falls. One row scaling alone is the one-sided coupling, softmax_j(l_ij) / N.
+
+    The scalings run in float64 on exp(l - max_j l), a matrix-vector product a half-step; where a column of that
+    matrix is below 1e-200 everywhere (a target far beyond every query at a small temperature) they run in log
+    space instead, which cannot underflow.
+    """
+    if iterations < 1:
+        raise ValueError(f"sinkhorn_coupling needs at least one iteration, got {iterations}")
+    n, m = logits.shape
+    logits64 = logits.double()
+    kernel = torch.exp(logits64 - logits64.amax(1, keepdim=True))  # each row's largest entry is 1
+    if (kernel.amax(0) > 1e-200).all():
+        v = torch.ones(m, dtype=kernel.dtype, device=kernel.device)
+        for _ in range(iterations):
+            u = 1.0 / (n * (kernel @ v))
+            v = 1.0 / (m * (kernel.T @ u))
+        return (u[:, None] * kernel * v).to(logits.dtype)
+    b = torch.zeros(m, dtype=logits64.dtype, device=logits64.device)
+    for _ in range(iterations):
+        a = -math.log(n) - torch.logsumexp(logits64 + b, dim=1)
+        b = -math.log(m) - torch.logsumexp(logits64 + a[:, None], dim=0)
+    return torch.exp(logits64 + a[:, None] + b).to(logits.dtype)
 
 
 def multi_temperature_drift(

@@ -10,16 +10,21 @@ blocks of groups that fit in cache, see ``_group_blocks``). For one call, with x
 
 1. targets   y = [x (no gradient) | extra negatives | positives],            [G, T, D],  T = N + K + M
    weights   w = [1 ... 1          | neg_weight      | pos_weight],           [G, T]
-2. distances d_gij = |x_gi - y_gj|, in float32 (float64 if the inputs are), even under bf16 autocast
+2. distances d_gij = sqrt(max(|x_gi - y_gj|^2, e)), e = ``min_sq_distance``, in float32 (float64 if the
+   inputs are), even under bf16 autocast; the released code has e = 1e-8, so a sample's distance to itself,
+   and to a duplicate, is 1e-4 there, not 0
 3. scale     s = sum_gij w_gj d_gij / (N sum_gj w_gj)                         (one scalar, no gradient)
-             the weighted mean of all generated-to-target distances, the zero self distances included
-4. d~ = d / s, and d~_gii += 100 on the generated block (a sample is, in effect, not its own negative)
+             the weighted mean of all generated-to-target distances, the self distances included;
+             floored at f = ``scale_floor`` (1e-3 in the released code) twice, separately:
+             the normaliser of distances   s_d = max(s, f)
+             the coordinate scale          c = max(s / sqrt(D), f)
+4. d~ = d / s_d, and d~_gii += 100 on the generated block (a sample is, in effect, not its own negative)
 5. for each temperature R:   l = -d~ / R                                      [G, N, T]
       A = sqrt(max(softmax_j(l) softmax_i(l), 1e-6)) * w_j     (clip=True, as released)
       A = sqrt(softmax_j(l) softmax_i(l)) * w_j                (clip=False)
       split A = [A- | A+] (generated and extra negatives | positives) and cross-weight
       c- = -A- * rowsum(A+),  c+ = A+ * rowsum(A-)
-      F_R = sum_j c_ij y~_j - (sum_j c_ij) x~_i,   in the coordinates x~ = x / (s / sqrt(D)), y~ likewise
+      F_R = sum_j c_ij y~_j - (sum_j c_ij) x~_i,   in the coordinates x~ = x / c, y~ likewise
       F_R <- F_R / sqrt(max(mean(F_R^2), 1e-8))   (the mean over groups, samples and dims)
 6. goal = x~ + sum_R F_R (no gradient);  loss = mean over groups, samples and dims of (x~ - goal)^2.
 
@@ -27,12 +32,22 @@ The code computes the same numbers in a cheaper and more precise order: each gro
 mean first (distances and forces do not change), and the - (sum_j c_ij) x~_i term, zero up to rounding, is
 left out (see ``_temperature_force``).
 
-So the loss value is mean((sum_R F_R)^2), and its gradient is dL/dx = -2 (sum_R F_R) / (G N D) / (s / sqrt(D)).
+So the loss value is mean((sum_R F_R)^2), and its gradient is dL/dx = -2 (sum_R F_R) / (G N D) / c.
+
+The released code's floors are ``RELEASED_MIN_SQ_DISTANCE`` = 1e-8 and ``RELEASED_SCALE_FLOOR`` = 1e-3: pass
+them as ``min_sq_distance`` and ``scale_floor`` to reproduce it to the last floor. The defaults, 0 and 0, leave
+the floors out: that is the loss as lesson 06 defines it and grades it (each sample's zero distance to itself in
+s), and what the rest of the course calls. The floors matter only at small scales. Where s >= f sqrt(D) and no
+two samples are within 1e-4, the coordinate scale is s / sqrt(D) and the floors change only s, by the self
+distances' 1e-4 (a relative change of about 1e-4 / (T s)). Below, c stays at f: data of scale 1e-4 at D = 512
+(s of about 3e-3) get a gradient s / (f sqrt(D)), about 7 times smaller than without the floor, and below s = f
+the kernel's temperatures widen to R f instead of R s. (With the floors left out, a batch of identical samples
+still gets a tiny positive scale, so nothing divides by zero.)
 
 Relation with the canonical batch form (``drift.batch_drift_field``, Laplace kernel, lesson 03). With one
-group, unit weights, no extra negatives and ``clip=False``, the logits -d/(s R) are the canonical Laplace logits
-at the temperature tau = R s; the +100 on the self distance is the canonical -inf logit up to a factor
-exp(-100 / R), below 1e-217 for R <= 0.2. The coefficients sum to zero in every row, so
+group, unit weights, no extra negatives, ``clip=False`` and the floors left out, the logits -d/(s R) are the
+canonical Laplace logits at the temperature tau = R s; the +100 on the self distance is the canonical -inf logit
+up to a factor exp(-100 / R), below 1e-217 for R <= 0.2. The coefficients sum to zero in every row, so
 F_R = V_{tau = R s} / (s / sqrt(D)): the canonical field in the rescaled coordinates. The per-temperature
 normalisation removes that factor, so the summed force is the canonical field
 V = ``multi_temperature_drift(x, y_pos, None, [R s for R in taus])`` (Laplace, double softmax), and
@@ -67,7 +82,9 @@ from torch import Tensor
 SELF_DISTANCE = 100.0  # added to a generated sample's (scaled) distance to itself
 AFFINITY_CLIP = 1e-6  # floor on softmax_row * softmax_col inside the square root (clip=True)
 FORCE_MS_FLOOR = 1e-8  # floor on a temperature's mean square force before dividing by its root
-SCALE_FLOOR = 1e-8  # guards a batch whose distances are all zero (not part of the released description)
+RELEASED_MIN_SQ_DISTANCE = 1e-8  # the released code's distances are sqrt(max(|x - y|^2, 1e-8)): never below 1e-4
+RELEASED_SCALE_FLOOR = 1e-3  # its floor on the distance normaliser s and on the coordinate scale s / sqrt(D)
+SCALE_GUARD = 1e-30  # keeps a zero scale (identical samples, floors left out) from dividing by zero
 STD_EPS = 1e-6  # std = sqrt(var + STD_EPS): a finite gradient where a patch is constant
 CPU_BLOCK = 2**18  # on a CPU, groups go through in blocks of about this many generated-target pairs (None: one)
 
@@ -109,8 +126,9 @@ def _compute_dtype(t: Tensor) -> torch.dtype:
 # ------------------------------------------------------------------------------------------ the released loss
 
 
-def _distances(x: Tensor, targets: Tensor) -> Tensor:
-    """d_gij = |x_gi - y_gj| [G, N, T], the self distances (the first N targets are x itself) exactly zero.
+def _distances(x: Tensor, targets: Tensor, min_sq_distance: float) -> Tensor:
+    """d_gij = sqrt(max(|x_gi - y_gj|^2, min_sq_distance)) [G, N, T], the self distances (the first N targets
+    are x itself) exactly sqrt(min_sq_distance): the floor applied to an exact zero, not to rounding residue.
 
     Up to 8 dims the differences are formed exactly; above, the expansion |x|^2 + |y|^2 - 2 x.y (a batched
     matrix product, several times faster), on inputs centred by the caller so that it loses little precision.
@@ -121,7 +139,7 @@ def _distances(x: Tensor, targets: Tensor) -> Tensor:
         sq_x, sq_y = x.square().sum(2, keepdim=True), targets.square().sum(2)[:, None, :]  # [G, N, 1], [G, 1, T]
         dist = torch.baddbmm(sq_y, x, targets.transpose(1, 2), alpha=-2.0).add_(sq_x).clamp_min_(0.0).sqrt_()
     dist[:, :, : x.shape[1]].diagonal(dim1=1, dim2=2).zero_()
-    return dist
+    return dist.clamp_min_(math.sqrt(min_sq_distance))  # sqrt(max(d^2, e)) = max(d, sqrt(e))
 
 
 def _temperature_force(
@@ -162,12 +180,13 @@ def _group_blocks(groups: int, pairs_per_group: int, device: torch.device) -> li
 
 @torch.no_grad()
 def _released_force(
-    x: Tensor, targets: Tensor, w: Tensor | None, n_neg: int, taus: Sequence[float], clip: bool
+    x: Tensor, targets: Tensor, w: Tensor | None, n_neg: int, taus: Sequence[float], clip: bool,
+    min_sq_distance: float, scale_floor: float,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Steps 2-5 of the module docstring. x [G, N, D], targets [G, T, D] (the first N are x), w [G, T] or None;
     the first ``n_neg`` targets (generated and extra negatives) are negatives. Returns the summed normalised
-    force sum_R F_R [G, N, D], the coordinate scale s / sqrt(D) (0-d), and a [1 + len(taus)] tensor holding
-    s and mean(F_R^2) for each R.
+    force sum_R F_R [G, N, D], the coordinate scale c = max(s / sqrt(D), scale_floor) (0-d), and a
+    [1 + len(taus)] tensor holding s (before its floors) and mean(F_R^2) for each R.
 
     Distances and forces are invariant to a common shift of x and y (each row of coefficients sums to zero),
     so each group is first centred on its targets' mean: the same values, computed with less cancellation.
@@ -179,15 +198,15 @@ def _released_force(
     x, targets = x - center, targets - center
     dist = x.new_empty(g, n, t)  # 2.  [G, N, T]
     for b in blocks:
-        dist[b] = _distances(x[b], targets[b])
-    # 3. one scalar scale: the w-weighted mean of all generated-to-target distances
-    scale = dist.mean() if w is None else (dist * w[:, None, :]).mean() / w.mean()
-    scale = scale.clamp_min(SCALE_FLOOR)  # []
-    coord = scale / math.sqrt(d)  # [] coordinates are divided by s / sqrt(D)
+        dist[b] = _distances(x[b], targets[b], min_sq_distance)
+    # 3. one scalar scale: the w-weighted mean of all generated-to-target distances, and its two floors
+    scale = dist.mean() if w is None else (dist * w[:, None, :]).mean() / w.mean()  # []
+    guarded = scale.clamp_min(SCALE_GUARD)
+    coord = (guarded / math.sqrt(d)).clamp_min(scale_floor)  # [] coordinates are divided by max(s / sqrt(D), f)
     x_s, y_s = x / coord, targets / coord  # [G, N, D], [G, T, D]
-    # 4. scaled distances, and 0 / s + 100 for each generated sample's distance to itself
-    dist /= scale
-    dist[:, :, :n].diagonal(dim1=1, dim2=2).fill_(SELF_DISTANCE)
+    # 4. distances divided by max(s, f), and + 100 on each generated sample's distance to itself
+    dist /= guarded.clamp_min(scale_floor)
+    dist[:, :, :n].diagonal(dim1=1, dim2=2).add_(SELF_DISTANCE)
     # 5. each temperature's force, then its normalisation over all groups, samples and dims
     forces = x.new_empty(len(taus), g, n, d)  # [R, G, N, D]
     for b in blocks:
@@ -209,6 +228,8 @@ def released_drift_loss(
     pos_weight: Tensor | None = None,
     neg_weight: Tensor | None = None,
     clip: bool = True,
+    min_sq_distance: float = 0.0,
+    scale_floor: float = 0.0,
 ) -> tuple[Tensor, dict]:
     """The released implementation's batch loss (REFERENCE.md; steps 1-6 of this module's docstring).
 
@@ -219,15 +240,24 @@ def released_drift_loss(
         taus: the temperatures R, applied to distances divided by the scale s.
         pos_weight, neg_weight: per-sample target weights, [G, M] / [G, K] or [M] / [K]; default ones.
         clip: clip softmax_row * softmax_col at 1e-6 inside the square root (as released).
+        min_sq_distance: distances are sqrt(max(|x - y|^2, min_sq_distance)); default 0 (exact distances), the
+            released code's is ``RELEASED_MIN_SQ_DISTANCE`` = 1e-8.
+        scale_floor: floor on the distance normaliser s and, separately, on the coordinate scale s / sqrt(D);
+            default 0 (none), the released code's is ``RELEASED_SCALE_FLOOR`` = 1e-3.
 
     Returns:
         loss: mean over groups, samples and dims of (x~ - stopgrad(x~ + sum_R F_R))^2, a 0-d float32 tensor
             (float64 for float64 inputs).
-        info: {"raw_drift_sq": [mean(F_R^2) before normalisation, one float per R], "scale": s}.
+        info: {"raw_drift_sq": [mean(F_R^2) before normalisation, one float per R], "scale": s (before its
+            floors)}.
     """
     taus = [float(r) for r in taus]
     if not taus or not all(math.isfinite(r) and r > 0 for r in taus):
         raise ValueError(f"taus must be a non-empty list of positive numbers, got {taus!r}")
+    if not (math.isfinite(min_sq_distance) and min_sq_distance >= 0 and math.isfinite(scale_floor)
+            and scale_floor >= 0):
+        raise ValueError(f"min_sq_distance and scale_floor must be finite and >= 0, got {min_sq_distance!r}, "
+                         f"{scale_floor!r}")
     _check_batch("gen", gen)
     g, n, d = gen.shape
     _check_batch("pos", pos, g, d)
@@ -251,7 +281,7 @@ def released_drift_loss(
                 ],
                 dim=1,
             )  # [G, N + K + M]
-        force, coord, stats = _released_force(x, targets, w, n_neg, taus, clip)  # [G, N, D]
+        force, coord, stats = _released_force(x, targets, w, n_neg, taus, clip, min_sq_distance, scale_floor)
         # 6. goal = x~ + F, loss = mean((x~ - goal)^2), written as ((gen - stopgrad(gen)) / c - F)^2: the same
         # value and gradient, without subtracting two large numbers
         loss = ((gen.to(dtype) - x) / coord - force).square().mean()

@@ -78,7 +78,8 @@ def command_options(archive: str) -> list[str]:
     for key in ("data", "encoder_width", "encoder_epochs", "encoder_batch", "gen_width", "noise_dim", "batch_gen",
                 "batch_real", "gen_steps", "warmup", "ckpt_every", "grid_every", "log_every", "device"):
         opts += ["--" + key.replace("_", "-"), str(getattr(cfg, key))]
-    return opts + ["--no-progress"]
+    # the gpu preset (the command's default) is class-conditional: keep the run's own setting
+    return opts + ["--conditional" if cfg.conditional else "--no-conditional", "--no-progress"]
 
 
 def runs(archive: str, out: Path) -> None:

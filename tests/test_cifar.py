@@ -26,6 +26,7 @@ from drifting_min.cifar.__main__ import main
 from drifting_min.cifar.config import TINY, CifarConfig
 from drifting_min.cifar.encoder import Encoder, accuracy, freeze, load_encoder, numpy_to_device, train_encoder
 from drifting_min.cifar.generator import Generator
+from drifting_min.cifar.precision import choose_precision
 from drifting_min.cifar.train import NonFiniteLoss, Trainer, learning_rate, train
 
 K = 4  # classes of the synthetic data
@@ -219,15 +220,22 @@ def test_default_generator_ema_fits_in_16_mb():
     assert sum(t.numel() * t.element_size() for t in net.state_dict().values()) < 15e6
 
 
-def test_bf16_autocast_step(archive):
-    """The CUDA path's autocast, exercised on the CPU: bf16 networks, float32 loss, finite, weights float32."""
+def _trainer(archive, **change) -> Trainer:
     images, labels = cdata.read_archive(archive)
     data = {"images": torch.from_numpy(images), "labels": torch.from_numpy(labels), "fingerprint": "-", "classes": K}
+    return Trainer(tiny(archive, **change), data, freeze(Encoder(8, K)), torch.device("cpu"))
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_autocast_step(archive, amp):
+    """The GPU paths' autocast, exercised on the CPU: bf16 or fp16 networks, float32 loss, finite, weights
+    float32; fp16 with a loss scale."""
     for conditional in (False, True):
-        tr = Trainer(tiny(archive, conditional=conditional), data, freeze(Encoder(8, K)), torch.device("cpu"))
-        tr.amp = True  # autocast is on only on CUDA by default
+        tr = _trainer(archive, conditional=conditional, amp=amp)
+        assert tr.precision == amp and tr.scaler.is_enabled() == (amp == "fp16")
         info = tr.train_step()
         assert tr.step == 1 and info["loss"] > 0 and all(p.dtype == torch.float32 for p in tr.net.parameters())
+        assert ("loss_scale" in info) == (amp == "fp16")
 
 
 def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, archive):
@@ -332,3 +340,60 @@ def test_command_end_to_end_on_an_image_zip(tmp_path, capsys):
         main(["train", "--help"])
     assert "--gen-steps" in capsys.readouterr().out
 
+
+# ------------------------------------------------------------------------------------------ precision
+
+
+@pytest.mark.parametrize("capability, expected", [((9, 0), "bf16"), ((8, 0), "bf16"), ((8, 6), "bf16"),
+                                                  ((7, 5), "fp16"), ((7, 0), "fp16"), ((6, 0), "fp16")])
+def test_auto_precision_follows_the_gpus_capability(monkeypatch, capability, expected):
+    """H100 9.0, A100 8.0, RTX 30xx 8.6: bf16; T4 7.5, V100 7.0, P100 6.0: fp16 (the query faked on a CPU)."""
+    asked = []
+
+    def fake(device=None):
+        asked.append(device)
+        return capability
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", fake)
+    precision, why = choose_precision("auto", torch.device("cuda:1"))
+    assert precision == expected and f"{capability[0]}.{capability[1]}" in why
+    assert asked == [torch.device("cuda:1")], "the capability of the run's own device is asked"
+    assert choose_precision("fp32", torch.device("cuda"))[0] == "fp32", "an explicit choice is kept"
+
+
+def test_auto_precision_is_fp32_on_a_cpu_and_an_explicit_choice_is_kept(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: pytest.fail("not a CUDA device"))
+    assert choose_precision("auto", torch.device("cpu"))[0] == "fp32"
+    assert [choose_precision(a, torch.device("cpu"))[0] for a in ("bf16", "fp16", "fp32")] == ["bf16", "fp16", "fp32"]
+    with pytest.raises(ValueError, match="amp"):
+        CifarConfig(amp="fp8")
+    assert CifarConfig.from_dict({"amp": True}).amp == "auto" and CifarConfig.from_dict({"amp": False}).amp == "fp32"
+
+
+def test_the_precision_is_printed_and_stored_and_follows_each_invocation(tmp_path, archive, capsys):
+    run = tmp_path / "run"
+    train(tiny(archive, amp="fp16"), run, progress=False, max_steps=2)
+    assert "precision: fp16 (as asked)" in capsys.readouterr().out
+    assert json.loads((run / "config.json").read_text())["amp"] == "fp16"
+    assert json.loads((run / "log.jsonl").read_text().splitlines()[0])["precision"] == "fp16"
+    stored = _weights(run)
+    assert stored["config"]["amp"] == "fp16" and stored["scaler"]["scale"] > 0
+    train(tiny(archive), run, progress=False)  # resumed with the default "auto": a CPU runs fp32
+    assert "precision: fp32 (auto: cpu device)" in capsys.readouterr().out
+    assert json.loads((run / "config.json").read_text())["amp"] == "fp32" and _weights(run)["step"] == 6
+
+
+def test_fp16_overflow_skips_the_step_and_lowers_the_scale(archive):
+    tr = _trainer(archive, amp="fp16")
+    tr.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**100)  # the scaled fp16 gradients overflow
+    before = {k: v.clone() for k, v in tr.net.state_dict().items()}
+    ema_before = {k: v.clone() for k, v in tr.ema.state_dict().items()}
+    info = tr.train_step()
+    assert not np.isfinite(info["grad_norm"]) and info["loss_scale"] == 2.0**100
+    assert tr.scaler.get_scale() == 2.0**99 and tr.step == 1, "skipped, scale halved, the schedule goes on"
+    assert all(torch.equal(before[k], v) for k, v in tr.net.state_dict().items()), "weights untouched"
+    assert all(torch.equal(ema_before[k], v) for k, v in tr.ema.state_dict().items()), "EMA untouched"
+    with torch.no_grad():
+        tr.net.out.weight.fill_(float("nan"))
+    with pytest.raises(NonFiniteLoss):  # a non-finite loss is a fault, not an overflow, even with a scaler
+        tr.train_step()

@@ -1,6 +1,7 @@
 """The grading contract, proved for every lesson: stubs fail every check, each naming its exercise; the
-exercises are in sync with the solutions; every catalogued mistake fails a graded check of its exercise;
-solutions do not call the drifting_min function that their exercise teaches.
+exercises are in sync with the solutions; every catalogued mistake fails a graded check of its exercise with a
+message that names the property; every correct alternative answer passes every check of its exercise; solutions do
+not call the drifting_min function that their exercise teaches.
 
 (That the solutions pass every check is `pytest lessons --solutions`, which `make test` runs.)
 """
@@ -14,6 +15,7 @@ from collections import Counter
 
 import pytest
 
+from course.checks import CheckFailed
 from course.generate import expected_exercises
 from course.loader import ROOT, exercises_path, graded_checks, lesson_ids, load_exercises, load_stubs, run_checks
 from course.markers import exercise_ids
@@ -31,11 +33,25 @@ def _catalogue(lesson):
     return module
 
 
+def _alternatives(lesson):
+    path = ROOT / "tests" / "alternatives" / f"lesson_{lesson}.py"
+    if not path.exists():
+        return []
+    spec = importlib.util.spec_from_file_location(f"alternatives_{lesson}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ALTERNATIVES
+
+
 def _exercise_ids(lesson):
     return exercise_ids(exercises_path(lesson, solutions=True).read_text())
 
 
 ALL_MISTAKES = [(lesson, m) for lesson in LESSON_IDS for m in _catalogue(lesson).MISTAKES]
+ALL_ALTERNATIVES = [(lesson, a) for lesson in LESSON_IDS for a in _alternatives(lesson)]
+# Every exercise has at least two correct alternative answers (the count of answers accepted), except 5.4, whose
+# checks train four small runs each: one alternative there keeps `make test` fast.
+FEWER_ALTERNATIVES = {"5.4": 1}
 
 
 @pytest.mark.parametrize("lesson", LESSON_IDS)
@@ -102,6 +118,35 @@ def test_mistake_is_caught_by_a_graded_check(lesson, mistake):
         f"'{mistake.description}' crashes {crashed[0].check} instead of failing it: {crashed[0].error!r}"
     )
     assert caught, f"no graded check of exercise {mistake.exercise_id} catches '{mistake.description}'"
+    named = [r for r in caught if isinstance(r.error, CheckFailed) and str(r.error).strip()]
+    assert named, (
+        f"'{mistake.description}' fails {caught[0].check} with a bare assertion, not a message naming the property"
+    )
+
+
+@pytest.mark.parametrize(
+    "lesson,alternative", ALL_ALTERNATIVES,
+    ids=[f"{lesson}-{a.exercise_id}-{a.description}" for lesson, a in ALL_ALTERNATIVES],
+)
+def test_correct_alternative_passes_every_check(lesson, alternative):
+    module = load_exercises(lesson, solutions=True)
+    setattr(module, alternative.function, alternative.answer)
+    results = run_checks(lesson, module, alternative.exercise_id)
+    assert results, f"exercise {alternative.exercise_id} has no graded checks"
+    rejected = [r for r in results if not r.passed]
+    assert not rejected, (
+        f"the correct answer '{alternative.description}' is rejected by {rejected[0].check}: {rejected[0].error}"
+    )
+
+
+@pytest.mark.parametrize("lesson", LESSON_IDS)
+def test_every_exercise_has_two_correct_alternatives(lesson):
+    counts = Counter(a.exercise_id for a in _alternatives(lesson))
+    for ex_id in _exercise_ids(lesson):
+        needed = FEWER_ALTERNATIVES.get(ex_id, 2)
+        assert counts[ex_id] >= needed, (
+            f"exercise {ex_id} has {counts[ex_id]} correct alternative answers; {needed} are needed"
+        )
 
 
 @pytest.mark.parametrize("lesson", LESSON_IDS)

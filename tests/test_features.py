@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import drifting_min as dm
+from drifting_min import features
 from drifting_min.features import feature_drift_loss, multiscale_features, released_drift_loss
 
 DEVICE = torch.device(os.environ.get("DRIFTING_TEST_DEVICE", "cpu"))
@@ -33,8 +34,10 @@ def uniform(seed: int, *shape, low: float = 0.2, high: float = 2.0) -> torch.Ten
 # ------------------------------------------------------------------ a float64 transcription of the description
 
 
-def transcribed_loss(gen, pos, neg=None, pos_w=None, neg_w=None, taus=TAUS, clip=True):
-    """REFERENCE.md's description of the released batch loss, step by step, one group at a time, float64.
+def transcribed_loss(gen, pos, neg=None, pos_w=None, neg_w=None, taus=TAUS, clip=True, min_sq=0.0, floor=0.0):
+    """REFERENCE.md's description of the released batch loss, step by step, one group at a time, float64, with
+    the released code's floors: distances sqrt(max(d^2, min_sq)), the distance normaliser max(s, floor) and the
+    coordinate scale max(s / sqrt(D), floor) (min_sq = floor = 0, the default: without them).
 
     Returns the loss (a function of ``gen`` for autograd), the scale and each temperature's raw mean square.
     """
@@ -52,19 +55,19 @@ def transcribed_loss(gen, pos, neg=None, pos_w=None, neg_w=None, taus=TAUS, clip
     y, w = torch.cat(parts, 1), torch.cat(weights, 1)
     t, n_neg = y.shape[1], y.shape[1] - pos.shape[1]
 
-    # one scale: the weighted mean over every group, generated sample and target of |x_i - y_j|
-    dists = [(x[k][:, None, :] - y[k][None, :, :]).pow(2).sum(-1).sqrt() for k in range(g)]
+    # one scale: the weighted mean over every group, generated sample and target of sqrt(max(|x_i - y_j|^2, e))
+    dists = [(x[k][:, None, :] - y[k][None, :, :]).pow(2).sum(-1).clamp(min=min_sq).sqrt() for k in range(g)]
     num = sum(float(dists[k][i, j] * w[k, j]) for k in range(g) for i in range(n) for j in range(t))
     den = sum(float(w[k, j]) for k in range(g) for i in range(n) for j in range(t))
     scale = num / den
-    c = scale / math.sqrt(d)  # coordinates are divided by scale / sqrt(dims)
+    c = max(scale / math.sqrt(d), floor)  # coordinates are divided by max(scale / sqrt(dims), floor)
 
     total = [torch.zeros(n, d, dtype=torch.float64, device=x.device) for _ in range(g)]
     raw = []
     for r in taus:
         forces = []
         for k in range(g):
-            dist = dists[k] / scale
+            dist = dists[k] / max(scale, floor)
             for i in range(n):
                 dist[i, i] = dist[i, i] + 100.0
             logit = -dist / r
@@ -100,27 +103,98 @@ CASES = [  # groups, generated, extra negatives, positives, dims, weighted, clip
 ]
 
 
+# keyword arguments of released_drift_loss: the release's floors, and the defaults (none)
+FLOORS = {"released": {"min_sq_distance": features.RELEASED_MIN_SQ_DISTANCE,
+                       "scale_floor": features.RELEASED_SCALE_FLOOR}, "none": {}}
+TRANSCRIBED_FLOORS = {"released": {"min_sq": 1e-8, "floor": 1e-3}, "none": {"min_sq": 0.0, "floor": 0.0}}
+
+
+def compare_with_transcription(gen, pos, neg=None, pos_w=None, neg_w=None, clip=True, floors="released",
+                               rtol=1e-6):
+    """released_drift_loss against transcribed_loss: loss, gradient, scale and raw mean squares."""
+    gen_a = gen.clone().requires_grad_(True)
+    loss, info = released_drift_loss(gen_a, pos, neg, pos_weight=pos_w, neg_weight=neg_w, clip=clip,
+                                     **FLOORS[floors])
+    loss.backward()
+    gen_b = gen.clone().requires_grad_(True)
+    ref, ref_scale, ref_raw = transcribed_loss(gen_b, pos, neg, pos_w, neg_w, clip=clip, **TRANSCRIBED_FLOORS[floors])
+    ref.backward()
+    assert loss.dtype == gen.dtype
+    torch.testing.assert_close(loss, ref.to(loss.dtype), rtol=rtol, atol=0)
+    torch.testing.assert_close(gen_a.grad, gen_b.grad.to(gen.dtype), rtol=rtol,
+                               atol=rtol * gen_b.grad.abs().max().item())
+    assert info["scale"] == pytest.approx(ref_scale, rel=rtol)
+    assert info["raw_drift_sq"] == pytest.approx(ref_raw, rel=rtol)
+    return loss, gen_a.grad, info
+
+
+@pytest.mark.parametrize("floors", sorted(FLOORS))
 @pytest.mark.parametrize("groups,n,k,m,d,weighted,clip", CASES)
-def test_released_loss_matches_the_transcribed_description(groups, n, k, m, d, weighted, clip):
+def test_released_loss_matches_the_transcribed_description(groups, n, k, m, d, weighted, clip, floors):
+    """Both with the released code's floors and with the defaults (none); the floors matter little here (scales
+    near 1), only through the self distances' 1e-4 in s: the tests below put them where they bite."""
     seed = 100 * d + n
     gen, pos = draw(seed, (groups, n, d), (groups, m, d))
     pos = pos + 0.7  # positives away from the generated samples: a field that is not symmetric
     neg = draw(seed + 1, (groups, k, d), shift=0.3)[0] if k else None
     pos_w = uniform(seed + 2, groups, m) if weighted else None
     neg_w = uniform(seed + 3, k) if (weighted and k) else None  # a [K] weight, shared by all groups
+    compare_with_transcription(gen, pos, neg, pos_w, neg_w, clip, floors)
 
-    gen_a = gen.clone().requires_grad_(True)
-    loss, info = released_drift_loss(gen_a, pos, neg, pos_weight=pos_w, neg_weight=neg_w, clip=clip)
-    loss.backward()
-    gen_b = gen.clone().requires_grad_(True)
-    ref, ref_scale, ref_raw = transcribed_loss(gen_b, pos, neg, pos_w, neg_w, clip=clip)
-    ref.backward()
 
-    assert loss.dtype == torch.float64
-    torch.testing.assert_close(loss, ref, rtol=1e-6, atol=0)
-    torch.testing.assert_close(gen_a.grad, gen_b.grad, rtol=1e-6, atol=1e-6 * gen_b.grad.abs().max().item())
-    assert info["scale"] == pytest.approx(ref_scale, rel=1e-6)
-    assert info["raw_drift_sq"] == pytest.approx(ref_raw, rel=1e-6)
+@pytest.mark.parametrize("floors", sorted(FLOORS))
+@pytest.mark.parametrize("d", [2, 64])
+def test_near_duplicate_samples_match_the_transcription(d, floors):
+    """Generated samples that repeat one another (distance 0 and 1e-6) and positives 1e-5 from a generated
+    sample: with the released floor these distances are 1e-4, without it they are exact."""
+    gen, pos = draw(40 + d, (2, 8, d), (2, 6, d))
+    gen[:, 1] = gen[:, 0]  # an exact duplicate
+    gen[:, 2] = gen[:, 0] + 1e-6 / math.sqrt(d)  # 1e-6 away
+    pos[:, 0] = gen[:, 3] + 1e-5 / math.sqrt(d)  # a positive 1e-5 from a generated sample
+    pos[:, 1] = gen[:, 4]  # and one on a generated sample
+    compare_with_transcription(gen, pos, floors=floors)
+    compare_with_transcription(gen, pos, clip=False, floors=floors)
+
+
+def test_self_distances_enter_the_scale_as_1e_4():
+    """The released scale counts each sample's distance to itself as sqrt(1e-8) = 1e-4, not 0."""
+    gen, pos = draw(44, (3, 5, 4), (3, 7, 4))
+    targets = torch.cat([gen, pos], 1)
+    exact = (gen[:, :, None] - targets[:, None]).norm(dim=-1)  # [G, N, T], zero on the self distances
+    _, info = released_drift_loss(gen, pos, **FLOORS["released"])
+    _, info_exact = released_drift_loss(gen, pos)
+    assert info_exact["scale"] == pytest.approx(exact.mean().item(), rel=1e-12)
+    assert info["scale"] == pytest.approx(exact.clamp(min=1e-4).mean().item(), rel=1e-12)
+    assert info["scale"] - info_exact["scale"] == pytest.approx(5 * 1e-4 / (5 * 12), rel=1e-6)
+
+
+@pytest.mark.parametrize("clip", [True, False])
+@pytest.mark.parametrize("data_scale", [1e-4, 1e-5, 1e-7])
+def test_tiny_scales_match_the_transcription_at_512_dims(data_scale, clip):
+    """Coordinates of scale 1e-4 at D = 512 (s about 3e-3: between the floor 1e-3 on s and the floor 1e-3 *
+    sqrt(D) that s / sqrt(D) reaches, so only the coordinate floor bites), 1e-5 (s about 3e-4: both floors bite)
+    and 1e-7 (every distance below 1e-4 as well: the distance floor makes them all equal)."""
+    gen, pos = draw(45, (2, 6, 512), (2, 5, 512))
+    gen, pos = gen * data_scale, (pos * 0.8 + 0.5) * data_scale
+    for floors in FLOORS:
+        compare_with_transcription(gen, pos, clip=clip, floors=floors)
+
+
+def test_the_coordinate_floor_scales_the_gradient_down():
+    """Data of scale 1e-4 at D = 512: s / sqrt(D) is about 1.4e-4, floored at 1e-3, so the released gradient is
+    (s / sqrt(D)) / 1e-3, about 1/7, of the one without floors; the loss value is unchanged up to the
+    self distances' 1e-4 in s. In float32 too (the released code's dtype), against the float64 transcription."""
+    gen, pos = draw(46, (2, 8, 512), (2, 8, 512))
+    gen, pos = gen * 1e-4, (pos + 0.5) * 1e-4
+    loss, grad, info = compare_with_transcription(gen, pos)
+    loss_off, grad_off, info_off = compare_with_transcription(gen, pos, floors="none")
+    coord = info["scale"] / math.sqrt(512)
+    assert 5 < 1e-3 / coord < 10  # the floor bites by a factor of several
+    ratio = (grad.norm() / grad_off.norm()).item()
+    assert ratio == pytest.approx(coord / 1e-3, rel=0.02)
+    assert ratio == pytest.approx(info_off["scale"] / math.sqrt(512) / 1e-3, rel=0.02)
+    assert loss.item() == pytest.approx(loss_off.item(), rel=0.02)
+    compare_with_transcription(gen.float(), pos.float(), rtol=2e-4)
 
 
 def test_float32_agrees_with_float64():
@@ -137,8 +211,6 @@ def test_float32_agrees_with_float64():
 
 def test_blocks_of_groups_give_the_same_loss(monkeypatch):
     """On a CPU, groups go through in blocks (features.CPU_BLOCK pairs): any block size, the same numbers."""
-    from drifting_min import features
-
     gen, pos, neg = draw(8, (7, 6, 5), (7, 4, 5), (7, 2, 5))
     pos_w = uniform(9, 7, 4)
     results = []

@@ -36,7 +36,7 @@ def test_importing_course_and_grading_does_not_import_pytest():
 
 def test_solution_passes(capsys):
     assert check_exercise(load_exercises("03", solutions=True), "3.2")
-    assert capsys.readouterr().out.strip() == "Exercise 3.2 `find_modes`: all 3 checks passed"
+    assert capsys.readouterr().out.strip() == "Exercise 3.2 `find_modes`: all 4 checks passed"
 
 
 def test_stub_is_reported_not_implemented_with_its_hint(capsys):

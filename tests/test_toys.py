@@ -274,12 +274,12 @@ def test_command_options_are_the_config_fields():
                "--kernel", "gaussian", "--normalisation", "targets", "--no-normalise-each", "--attraction-only",
                "--lr", "0.01", "--lr-final", "0.001", "--noise-dim", "4", "--hidden", "5", "--depth", "1",
                "--init", "collapsed", "--collapse-at", "1", "-1", "--seed", "3", "--ema", "0.9", "--components", "3",
-               "--component-scale", "2"]
+               "--component-scale", "2", "--tau-anneal", "2"]
     cfg = config_from_args(toys.ToyConfig, command.parser().parse_args(changed))
     want = toys.ToyConfig(dataset="rings", steps=7, batch_gen=8, batch_data=9, taus=(0.1, 0.3), kernel="gaussian",
                           normalisation="targets", normalise_each=False, attraction_only=True, lr=0.01, lr_final=0.001,
                           noise_dim=4, components=3, component_scale=2.0, hidden=5, depth=1, init="collapsed",
-                          collapse_at=(1.0, -1.0), seed=3, ema=0.9)
+                          collapse_at=(1.0, -1.0), seed=3, ema=0.9, tau_anneal=2.0)
     assert cfg == want
     default = toys.ToyConfig()
     assert {f.name for f in dataclasses.fields(cfg) if getattr(cfg, f.name) == getattr(default, f.name)} == set()

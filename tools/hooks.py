@@ -3,7 +3,9 @@
 * Lessons live in ``lessons/NN/lesson.py`` (jupytext percent notebooks), outside ``docs/``. ``on_files`` adds
   each one that exists as the page ``lessons/NN/`` (no copy: the file is read where it is), mkdocs-jupyter
   executes and renders it, and ``on_config`` lists it under "Lessons" in the navigation.
-* Each lesson page ends with its exercises and worked solutions, generated from ``solutions/NN/exercises.py``.
+* Each lesson page ends with its exercises and worked solutions, generated from ``solutions/NN/exercises.py``,
+  and offers at its top the lesson as ``lessons/NN/lesson.ipynb``, made from ``lesson.py`` at build time (never
+  committed), with ``lessons/NN/exercises.py`` beside it.
 * ``docs/api.md`` gets the reference of ``drifting_min``, generated from its docstrings.
 * Nothing is fetched from another host when a page is read: the notebook template's MathJax 2 (a CDN) and
   mermaid (a CDN) loaders are removed, the site's own MathJax 3 typesets every page, and ``on_post_build``
@@ -85,9 +87,14 @@ def on_config(config):
 @event_priority(100)  # before mkdocs-jupyter's on_files, so that it sees the lessons as notebooks
 def _add_lessons(files, config):
     for path in lesson_files():
-        files.append(
-            File.generated(config, f"lessons/{path.parent.name}/index.py", abs_src_path=str(path))
-        )
+        lesson = path.parent.name
+        files.append(File.generated(config, f"lessons/{lesson}/index.py", abs_src_path=str(path)))
+        # the downloads: static files beside the page (mkdocs-jupyter renders lesson.py files only)
+        files.append(File.generated(config, f"lessons/{lesson}/lesson.ipynb", content=sitegen.lesson_notebook(lesson)))
+        if (path.parent / "exercises.py").exists():
+            files.append(
+                File.generated(config, f"lessons/{lesson}/exercises.py", abs_src_path=str(path.parent / "exercises.py"))
+            )
     return files
 
 
@@ -207,10 +214,21 @@ def on_page_content(html, page, config, files):
             md = markdown.Markdown(extensions=config["markdown_extensions"], extension_configs=config["mdx_configs"])
             html += '\n<div class="course-exercises">\n' + md.convert(section) + "\n</div>\n"
         page.toc.items = _toc_from_html(html)
+        html = _with_downloads(html, lesson, page, files)
     external = _external_loads(html, config["site_url"])
     if external:
         raise PluginError(f"{page.file.src_uri} would load {external[0]} from another host; serve it from the site")
     return html
+
+
+def _with_downloads(html: str, lesson: str, page, files) -> str:
+    """The lesson's download line, just after its title."""
+    urls = [files.get_file_from_path(f"lessons/{lesson}/{name}") for name in ("lesson.ipynb", "exercises.py")]
+    if None in urls:
+        return html
+    line = sitegen.download_html(lesson, *(f.url_relative_to(page.file) for f in urls))
+    html, found = re.subn(r"(</h1>)", lambda m: m.group(1) + "\n" + line, html, count=1)
+    return html if found else line + "\n" + html
 
 
 HEADING = re.compile(r'<h([1-3])\s[^>]*?id="([^"]+)"[^>]*>(.*?)</h\1>', re.S)

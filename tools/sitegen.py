@@ -1,10 +1,12 @@
-"""Markdown the site generates from the code: each lesson's exercises and solutions, and the API page.
+"""What the site generates from the code: each lesson's exercises and solutions, its notebook, the API page.
 
-Both are read from the sources, never copied by hand, so the site cannot drift away from them:
+All are read from the sources, never copied by hand, so the site cannot drift away from them:
 
 * ``exercises_markdown("03")`` parses ``solutions/03/exercises.py`` (the single source of the exercises): for
   every function that holds a ``# BEGIN SOLUTION A.B: hint`` block it lists the signature and docstring the
   learner sees, the hint, the command that grades it, and the worked answer in a collapsed block.
+* ``lesson_notebook("03")`` is ``lessons/03/lesson.py`` as an ``.ipynb`` (no outputs), the lesson page's download;
+  ``download_html("03", ...)`` is the line on the page that offers it with the lesson's ``exercises.py``.
 * ``api_markdown()`` documents every public function and class of ``drifting_min`` from its signature and
   docstring.
 """
@@ -154,6 +156,27 @@ def _escape_md(text: str) -> str:
     """Hints are plain text written for a terminal: keep `*` and `_` literal unless inside backticks."""
     parts = re.split(r"(`[^`]*`)", text)
     return "".join(p if p.startswith("`") else re.sub(r"([*_\\<>\[\]])", r"\\\1", p) for p in parts)
+
+
+# ------------------------------------------------------------------------------------------ notebooks
+
+
+def lesson_notebook(lesson: str) -> str:
+    """``lessons/NN/lesson.py`` (a jupytext percent notebook) as the text of an ``.ipynb`` without outputs."""
+    import jupytext
+
+    notebook = jupytext.read(ROOT / "lessons" / lesson / "lesson.py")
+    return jupytext.writes(notebook, fmt="ipynb")
+
+
+def download_html(lesson: str, notebook_url: str, exercises_url: str) -> str:
+    """The line at the top of a lesson page that offers its notebook and exercises, and says how to grade them."""
+    return (
+        f'<p class="course-download">Download <a href="{notebook_url}" download>lesson.ipynb</a> (this lesson as a '
+        f'notebook) and <a href="{exercises_url}" download>exercises.py</a> (the file you fill in); they run in '
+        f"<code>lessons/{lesson}/</code> of a clone of the repository, where <code>pytest lessons/{lesson}</code> "
+        f"grades your answers.</p>"
+    )
 
 
 # ----------------------------------------------------------------------------------------------- API page

@@ -19,10 +19,10 @@ import os
 import sys
 from pathlib import Path
 
-from ..cli import add_config_options, config_from_args
+from ..cli import add_config_options, config_from_args, given_options
 from ..runtime import set_threads
 from . import distributed
-from .config import CifarConfig
+from .config import PRESET_HELP, CifarConfig, preset_overrides
 from .train import RUN_CONTROL, NonFiniteLoss, pick_device, train
 
 
@@ -37,6 +37,9 @@ def _parser() -> argparse.ArgumentParser:
                        "CPU); the batch sizes stay those of the whole step, and rank 0 alone writes and prints.")
     t.add_argument("--out", required=True, help="the run folder (checkpoints, ema.pt, log.jsonl, grids)")
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="tqdm bars")
+    t.add_argument("--preset", default="gpu", choices=list(PRESET_HELP),
+                   help="a named set of settings; options given on the command line win over it: "
+                   + "; ".join(f"{k}: {v}" for k, v in PRESET_HELP.items()) + " (default: gpu)")
     free = ", ".join("--" + k.replace("_", "-") for k in RUN_CONTROL)
     add_config_options(t.add_argument_group(f"settings (stored with the run: a resumed run keeps its stored "
                                             f"ones, except {free}, which may change)"), CifarConfig)
@@ -148,7 +151,8 @@ def main(argv: list[str] | None = None) -> dict:
     elif args.command == "fid":
         result = cmd_fid(args)
     else:
-        cfg = config_from_args(CifarConfig, args)
+        preset = preset_overrides(args.preset, given_options(_parser(), argv))
+        cfg = config_from_args(CifarConfig, args, **preset)
         quiet = distributed.launched_rank() != 0  # under torchrun only rank 0 prints; errors still reach stderr
         try:
             with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull if quiet else sys.stdout):

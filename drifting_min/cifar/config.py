@@ -6,7 +6,8 @@ same command again (same ``--out``) resumes with it.
 
 The defaults are sized for one H100/H200-class GPU: the encoder trains for about a minute, the generator for
 about six (``gen_steps`` steps of ``batch_gen`` generated images against ``batch_real`` real ones), in bf16
-autocast with the distances and softmaxes in float32. On a CPU use a tiny configuration (see ``TINY``).
+autocast with the distances and softmaxes in float32 (``amp="auto"`` picks fp16 on older GPUs: see
+``precision``). On a CPU use a tiny configuration (see ``TINY``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ class CifarConfig:
     # -- loss (drifting_min.features)
     taus: tuple[float, ...] = _opt((0.02, 0.05, 0.2), "temperatures (in units of the feature's mean distance)")
     raw_feature: bool = _opt(True, "also drift the raw pixels (one more feature)")
+    feature_stages: tuple[int, ...] = _opt((0, 1, 2), "encoder stages whose features enter the loss (0: 16x16, "
+                                           "1: 8x8, 2: 4x4)")
+    locations: bool = _opt(True, "per-location feature vectors (a group per location) of those stages")
+    patch_sizes: tuple[int, ...] = _opt((2, 4), "patch sizes of the patch mean/std features (0 alone: none)")
     # -- batch
     batch_gen: int = _opt(512, "generated images a step (negatives); conditional: split evenly over the classes "
                          "(use a multiple of the class count, e.g. 640 = 64 per class)")
@@ -57,14 +62,22 @@ class CifarConfig:
     # -- run
     seed: int = _opt(0, "seed of weights, noise and data order")
     device: str = _opt("auto", "auto (cuda if available), cpu, cuda, cuda:1, ...")
-    amp: bool = _opt(True, "bf16 autocast on CUDA (CPU always runs float32)")
+    amp: Literal["auto", "bf16", "fp16", "fp32"] = _opt(
+        "auto", "mixed precision: auto follows the device (bf16 on GPUs of compute capability 8.0 or more, fp16 "
+        "with a gradient scaler on older ones such as the T4 and V100, fp32 on a CPU); or bf16, fp16, fp32")
     minutes: float = _opt(0.0, "cap on this invocation's wall time (0: none); it ends with a checkpoint")
     ckpt_every: int = _opt(1000, "checkpoint every this many steps (and at the end)")
     grid_every: int = _opt(1000, "sample grid every this many steps (and at the end)")
     log_every: int = _opt(50, "log a line every this many steps")
+    snapshot_every: int = _opt(0, "keep a copy of the EMA weights every this many steps in snapshots/ (0: none), "
+                               "to measure quality along a run")
     threads: int = _opt(0, "CPU threads for torch (0: OMP_NUM_THREADS if set, else 1; see drifting_min.runtime)")
 
     def __post_init__(self):
+        if isinstance(self.amp, bool):  # runs stored before amp named a precision: True was bf16 autocast on CUDA
+            self.amp = "auto" if self.amp else "fp32"
+        if self.amp not in ("auto", "bf16", "fp16", "fp32"):
+            raise ValueError(f"amp must be auto, bf16, fp16 or fp32, got {self.amp!r}")
         self.taus = tuple(float(t) for t in self.taus)
         if not self.taus or min(self.taus) <= 0:
             raise ValueError(f"temperatures must be positive, got {self.taus}")
@@ -72,6 +85,10 @@ class CifarConfig:
             raise ValueError("batch_gen >= 2 and batch_real >= 1 are needed")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+        self.feature_stages = tuple(int(i) for i in self.feature_stages)
+        self.patch_sizes = tuple(int(p) for p in self.patch_sizes if int(p) != 0)
+        if not self.feature_stages or not set(self.feature_stages) <= {0, 1, 2}:
+            raise ValueError(f"feature stages must be among 0, 1, 2, got {self.feature_stages}")
         if self.decay not in ("none", "cosine"):
             raise ValueError(f"decay must be 'none' or 'cosine', got {self.decay!r}")
 
@@ -82,6 +99,29 @@ class CifarConfig:
     def from_dict(cls, d: dict) -> CifarConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+# Named presets: each is a set of overrides of CifarConfig's defaults (``--preset NAME``); options written on
+# the command line win over the preset. "gpu" is what the command uses when no preset is named: the defaults,
+# made class-conditional with 64 generated and 64 real images of each class a step (the paper's per-class
+# count), because conditioning was the largest gain of the CPU screen (lesson 07 section 11).
+PRESETS: dict[str, dict] = {
+    "gpu": {"conditional": True, "batch_gen": 640, "batch_real": 640},
+    "cpu": {"conditional": True, "encoder_width": 16, "encoder_epochs": 2.0, "gen_width": 16, "noise_dim": 64,
+            "batch_gen": 80, "batch_real": 80, "lr": 1e-3, "warmup": 50, "ema": 0.99, "gen_steps": 2000,
+            "ckpt_every": 250, "grid_every": 250, "log_every": 20},
+}
+PRESET_HELP = {
+    "gpu": "the defaults, class-conditional with 640 + 640 images a step, sized for one H100/H200-class GPU",
+    "cpu": "what two CPU cores train end to end (encoder included) in about 30 minutes",
+}
+
+
+def preset_overrides(name: str, given: set[str]) -> dict:
+    """The preset's settings that the command line did not set itself."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return {k: v for k, v in PRESETS[name].items() if k not in given}
 
 
 # A configuration that trains end to end on a CPU in seconds (tests, the TINY GPU-script mode, the benchmark).

@@ -35,6 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .precision import autocast, grad_scaler
+
 
 def _conv_bn(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
@@ -120,10 +122,11 @@ def accuracy(encoder: nn.Module, images: torch.Tensor, labels: torch.Tensor, bat
 
 
 def train_encoder(images: torch.Tensor, labels: torch.Tensor, *, width: int, num_classes: int, epochs: float,
-                  batch: int, lr: float, seed: int, amp: bool = True, progress: bool = True) -> Encoder:
+                  batch: int, lr: float, seed: int, precision: str = "fp32", progress: bool = True) -> Encoder:
     """Supervised training: AdamW, a one-cycle learning rate (triangular), label smoothing 0.1, light augmentation.
 
-    ``images`` are float (N, 3, 32, 32) in [-1, 1] on the training device. Not resumable mid-way (it takes about
+    ``images`` are float (N, 3, 32, 32) in [-1, 1] on the training device; ``precision`` is "bf16", "fp16" (with
+    a gradient scaler) or "fp32" (``precision.choose_precision``). Not resumable mid-way (it takes about
     a minute on a GPU): an interrupted encoder stage starts again.
     """
     from tqdm.auto import tqdm
@@ -135,18 +138,19 @@ def train_encoder(images: torch.Tensor, labels: torch.Tensor, *, width: int, num
     steps = max(1, math.ceil(epochs * len(images) / batch))
     warm = max(1, steps // 4)
     gen = torch.Generator().manual_seed(seed)
-    use_amp = amp and device.type == "cuda"
+    scaler = grad_scaler(precision, device)
     enc.train()
     for step in tqdm(range(steps), desc="encoder", disable=not progress, leave=False):
         for group in opt.param_groups:  # one cycle: linear up over the first quarter, linear down to zero
             group["lr"] = lr * min((step + 1) / warm, (steps - step) / max(1, steps - warm))
         idx = torch.randint(0, len(images), (batch,), generator=gen).to(device)
         x = augment(images[idx], gen).contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+        with autocast(precision, device):
             loss = F.cross_entropy(enc(x).float(), labels[idx], label_smoothing=0.1)
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        scaler.scale(loss).backward()
+        scaler.step(opt)  # skipped when an fp16 gradient overflowed
+        scaler.update()
     return enc
 
 

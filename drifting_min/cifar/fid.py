@@ -271,10 +271,18 @@ def cached_stats(path: str | os.PathLike, compute_features) -> tuple[FeatureStat
 # ---------------------------------------------------------------------------------------------------------
 # 4. The distances
 # ---------------------------------------------------------------------------------------------------------
+def _clean_eigenvalues(evals: np.ndarray) -> np.ndarray:
+    """Eigenvalues of a symmetric PSD matrix with those inside the rounding floor (below D eps max|lambda|, where
+    eigh cannot tell them from zero) set to zero: a zero eigenvalue computed as 1e-16 would otherwise add its
+    square root, 1e-8, to a trace, and the sign and size of that noise depend on the BLAS at hand."""
+    floor = len(evals) * np.finfo(evals.dtype).eps * max(float(np.abs(evals).max(initial=0.0)), 1e-300)
+    return np.where(evals > floor, evals, 0.0)
+
+
 def _psd_sqrt(sigma: np.ndarray) -> np.ndarray:
-    """The symmetric square root of a symmetric PSD matrix (eigenvalues below zero, rounding, set to zero)."""
+    """The symmetric square root of a symmetric PSD matrix (eigenvalues within rounding of zero set to zero)."""
     evals, evecs = np.linalg.eigh((sigma + sigma.T) / 2)
-    return (evecs * np.sqrt(np.clip(evals, 0.0, None))) @ evecs.T
+    return (evecs * np.sqrt(_clean_eigenvalues(evals))) @ evecs.T
 
 
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
@@ -282,7 +290,7 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     root1 = _psd_sqrt(np.asarray(sigma1, dtype=np.float64))
     middle = root1 @ np.asarray(sigma2, dtype=np.float64) @ root1
     evals = np.linalg.eigvalsh((middle + middle.T) / 2)
-    return float(np.sqrt(np.clip(evals, 0.0, None)).sum())
+    return float(np.sqrt(_clean_eigenvalues(evals)).sum())
 
 
 def frechet_distance(a: FeatureStats, b: FeatureStats) -> float:

@@ -3,13 +3,14 @@
 One generator step (``train_step``):
 
     eps, labels  = noise and classes of step s              (a function of (seed, s) only; data.noise)
-    x            = generator(eps, labels)                   (bf16 autocast on CUDA)
+    x            = generator(eps, labels)                   (autocast: bf16, or fp16 on older GPUs; precision)
     y            = the real images of step s                 (data.RealSampler)
     features     = multiscale_features(encoder.feature_maps(.)) + the raw pixels, of x and of y
     loss         = sum over features of the released batch loss (features.feature_drift_loss; every feature's
                    groups in one batched call, distances and softmaxes in float32); a conditional run puts
                    each class in its own groups, so generated images meet only real images of their class
-    AdamW (0.9, 0.95), gradient norm clipped at 2.0, warm-up then cosine decay, EMA of the weights.
+    AdamW (0.9, 0.95), gradient norm clipped at 2.0, warm-up then cosine decay, EMA of the weights. In fp16 the
+    loss is scaled before the backward pass and a step whose gradient overflowed is skipped (a GradScaler).
 
 EMA. ema <- d ema + (1 - d) w with d = min(cfg.ema, (1 + s) / (10 + s)): the usual warm-up of the decay, so
 that the first steps do not keep the random initialisation in the average. While the warm-up term is the
@@ -32,6 +33,7 @@ features are gathered so that the loss is the whole batch's, the gradients are s
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -50,11 +52,13 @@ from .config import CifarConfig
 from .data import RealSampler, fingerprint, load_images, noise, to_float
 from .encoder import Encoder, accuracy, freeze, load_encoder, numpy_to_device, save_encoder, train_encoder
 from .generator import Generator
+from .precision import autocast, choose_precision, grad_scaler
 from .sample import grid_of
 
-# settings that may change between the invocations of one run (they do not change the schedule)
-RUN_CONTROL = ("data", "test_data", "data_dir", "device", "minutes", "ckpt_every", "grid_every", "log_every",
-               "threads")
+# settings that may change between the invocations of one run (they do not change the schedule; the precision
+# follows the device of each invocation)
+RUN_CONTROL = ("data", "test_data", "data_dir", "device", "amp", "minutes", "ckpt_every", "grid_every", "log_every",
+               "snapshot_every", "threads")
 
 
 class NonFiniteLoss(RuntimeError):
@@ -116,7 +120,7 @@ def prepare_encoder(cfg: CifarConfig, out: Path, data: dict, device: torch.devic
         labels = data["labels"]
     enc = train_encoder(images, labels.to(device), width=cfg.encoder_width, num_classes=data["classes"],
                         epochs=cfg.encoder_epochs, batch=cfg.encoder_batch, lr=cfg.encoder_lr, seed=cfg.seed,
-                        amp=cfg.amp, progress=progress)
+                        precision=choose_precision(cfg.amp, device)[0], progress=progress)
     test_x, test_y = numpy_to_device(*data["test"], device)
     acc = accuracy(enc, test_x, test_y)
     seconds = time.time() - t0
@@ -146,12 +150,24 @@ def ema_update(ema: torch.nn.Module, net: torch.nn.Module, step: int, decay: flo
         pe.lerp_(p.detach(), 1 - d)
 
 
-def drift_features(encoder, images: torch.Tensor, raw: bool) -> dict[str, torch.Tensor]:
-    """The features the loss compares: multi-scale features of every encoder stage, plus the raw pixels."""
-    feats = multiscale_features(encoder.feature_maps(images))
+def drift_features(encoder, images: torch.Tensor, raw: bool, stages: tuple[int, ...] | None = None,
+                   locations: bool = True, patch_sizes: tuple[int, ...] = (2, 4)) -> dict[str, torch.Tensor]:
+    """The features the loss compares: multi-scale features of the encoder's stages (all by default; the
+    per-location vectors unless ``locations`` is False; patch statistics for ``patch_sizes``), plus the raw
+    pixels if ``raw``."""
+    maps = encoder.feature_maps(images)
+    stages = range(len(maps)) if stages is None else stages
+    feats = multiscale_features([maps[i] for i in stages], [f"s{i}" for i in stages], patch_sizes)
+    if not locations:
+        feats = {name: f for name, f in feats.items() if not name.endswith(".loc")}
     if raw:
         feats["raw"] = images.flatten(1)[None]
     return feats
+
+
+def config_features(encoder, images: torch.Tensor, cfg: CifarConfig) -> dict[str, torch.Tensor]:
+    """``drift_features`` with the run's choice of features."""
+    return drift_features(encoder, images, cfg.raw_feature, cfg.feature_stages, cfg.locations, cfg.patch_sizes)
 
 
 def by_class(feats: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
@@ -163,9 +179,9 @@ def feature_loss(encoder, gen_images, real_images, cfg: CifarConfig, k: int = 1,
                  world: distributed.World | None = None) -> tuple[torch.Tensor, dict]:
     """The summed feature-space loss, and the raw mean square force per temperature summed over features.
     Under torchrun the loss is that of the whole batch: every rank's features are gathered (distributed.py)."""
-    fg = drift_features(encoder, gen_images, cfg.raw_feature)
+    fg = config_features(encoder, gen_images, cfg)
     with torch.no_grad():
-        fr = drift_features(encoder, real_images, cfg.raw_feature)
+        fr = config_features(encoder, real_images, cfg)
     if world is not None:
         fg, fr = distributed.gather_samples([fg, fr], k, world)
     if k > 1:
@@ -193,10 +209,11 @@ class Trainer:
                              f"--batch-real must be multiples of {self.k} (got {cfg.batch_gen}, {cfg.batch_real})")
         torch.manual_seed(cfg.seed)
         self.net = Generator(cfg.noise_dim, cfg.gen_width, data["classes"] if cfg.conditional else 0).to(device)
-        if device.type == "cuda":  # bf16 convolutions run fastest on channels-last tensors
-            self.net.to(memory_format=torch.channels_last)
-            if isinstance(encoder, Encoder):
-                encoder.to(memory_format=torch.channels_last)
+        # channels-last tensors: the fastest layout for bf16 and fp16 convolutions on GPUs, and 10% faster for the
+        # cpu preset's float32 step on a CPU (bench/bench_cifar_step.py --options)
+        self.net.to(memory_format=torch.channels_last)
+        if isinstance(encoder, Encoder):
+            encoder.to(memory_format=torch.channels_last)
         self.ema = copy.deepcopy(self.net).eval().requires_grad_(False)
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.95),
                                      weight_decay=cfg.weight_decay)
@@ -205,7 +222,8 @@ class Trainer:
         self.rows_gen = distributed.shard(cfg.batch_gen, self.k, self.world)
         self.rows_real = distributed.shard(cfg.batch_real, self.k, self.world)
         self.step = 0
-        self.amp = cfg.amp and device.type == "cuda"
+        self.precision, _ = choose_precision(cfg.amp, device)  # "bf16", "fp16" or "fp32"
+        self.scaler = grad_scaler(self.precision, device)  # enabled for fp16 only
 
     def gen_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         eps = noise(step, self.cfg.batch_gen, self.cfg.noise_dim, self.cfg.seed)[self.rows_gen].to(self.device)
@@ -219,48 +237,61 @@ class Trainer:
 
     def train_step(self) -> dict:
         """One optimiser step; raises NonFiniteLoss (before touching the weights) if the loss or gradient is
-        not finite."""
+        not finite. In fp16 a non-finite gradient is the scaler's overflow: the step is skipped (the weights and
+        the EMA stay) and the scale halved, unless the scale is already below 1."""
         step, cfg = self.step, self.cfg
         lr = learning_rate(step, cfg)
         for group in self.opt.param_groups:
             group["lr"] = lr
         eps, labels = self.gen_batch(step)
         real = self.real_batch(step)
-        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+        with autocast(self.precision, self.device):
             images = self.net(eps, labels)
             loss, info = feature_loss(self.encoder, images, real, cfg, self.k, self.world)
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()
         distributed.sum_gradients(self.net.parameters(), self.world)  # the whole batch's gradient on every rank
+        self.scaler.unscale_(self.opt)  # clip the true gradient, not the scaled one
         grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.clip)
         values = torch.stack([loss.detach().float(), grad_norm.float()]).tolist()
-        if not all(math.isfinite(v) for v in values):
+        overflow = self.scaler.is_enabled() and math.isfinite(values[0]) and self.scaler.get_scale() >= 1
+        if not all(math.isfinite(v) for v in values) and not overflow:
             raise NonFiniteLoss(f"loss {values[0]} and gradient norm {values[1]} at step {step}")
-        self.opt.step()
-        ema_update(self.ema, self.net, step, cfg.ema)
+        if self.scaler.is_enabled():
+            info["loss_scale"] = self.scaler.get_scale()
+        self.scaler.step(self.opt)  # skipped if the gradient is not finite
+        self.scaler.update()
+        if math.isfinite(values[1]):
+            ema_update(self.ema, self.net, step, cfg.ema)
         self.step += 1
         return {"loss": values[0], "grad_norm": values[1], "lr": lr, **info}
 
     def state(self) -> dict:
         return {"step": self.step, "config": self.cfg.to_dict(), "arch": self.net.arch(),
                 "generator": self.net.state_dict(), "ema": self.ema.state_dict(),
-                "optimizer": self.opt.state_dict(), "data_fingerprint": self.data["fingerprint"],
-                "rng_cpu": torch.get_rng_state()}
+                "optimizer": self.opt.state_dict(), "scaler": self.scaler.state_dict(),
+                "data_fingerprint": self.data["fingerprint"], "rng_cpu": torch.get_rng_state()}
 
     def load(self, state: dict) -> None:
         self.net.load_state_dict(state["generator"])
         self.ema.load_state_dict(state["ema"])
         self.opt.load_state_dict(state["optimizer"])
+        if state.get("scaler"):  # an fp16 run's loss scale (empty in other precisions)
+            self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
         torch.set_rng_state(state["rng_cpu"])
+
+    def ema_blob(self, encoder_info: dict) -> dict:
+        """The EMA weights alone, with what is needed to sample from them (the content of ema.pt)."""
+        return {"arch": self.net.arch(), "ema": self.ema.state_dict(), "step": self.step,
+                "config": self.cfg.to_dict(), "encoder": encoder_info}
 
     def save(self, out: Path, encoder_info: dict) -> None:
         """ckpt.pt (to resume) and ema.pt (the EMA weights alone), each written atomically (by rank 0 alone)."""
         if not self.world.is_main:
             return
         save_atomic({**self.state(), "encoder": encoder_info}, out / "ckpt.pt")
-        save_atomic({"arch": self.net.arch(), "ema": self.ema.state_dict(), "step": self.step,
-                     "config": self.cfg.to_dict(), "encoder": encoder_info}, out / "ema.pt")
+        save_atomic(self.ema_blob(encoder_info), out / "ema.pt")
 
 
 # ------------------------------------------------------------------------------------------ the loop
@@ -322,9 +353,12 @@ def train(cfg: CifarConfig, out: str | Path, progress: bool = True, max_steps: i
     out.mkdir(parents=True, exist_ok=True)
     world = distributed.start(pick_device(cfg.device))  # under torchrun: join the other processes
     cfg, state = resume_config(cfg, out)
+    device = world.device
+    precision, why = choose_precision(cfg.amp, device)
+    print(f"precision: {precision} ({why})")
+    cfg = dataclasses.replace(cfg, amp=precision)  # the run's config says what ran, not "auto"
     if world.is_main:  # rank 0 alone writes the run folder
         (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
-    device = world.device
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest convolutions
     with distributed.main_first(world):  # rank 0 downloads and caches, the others wait and read the cache
@@ -345,7 +379,7 @@ def train(cfg: CifarConfig, out: str | Path, progress: bool = True, max_steps: i
         print(f"resumed {out} at step {trainer.step} ({world.size} process(es))")
     elif world.is_main:
         log.write_text(json.dumps({"step": 0, "event": "start", **enc_info, "device": str(device),
-                                   "processes": world.size}) + "\n")
+                                   "precision": precision, "processes": world.size}) + "\n")
     reason, first = "done", trainer.step
     bar = tqdm(total=cfg.gen_steps, initial=trainer.step, disable=not progress, desc="generator")
     t_log, n_log = time.monotonic(), 0
@@ -374,6 +408,9 @@ def train(cfg: CifarConfig, out: str | Path, progress: bool = True, max_steps: i
                     os.replace(out / "grid.png.tmp", out / "grid.png")
                 if step % cfg.ckpt_every == 0 or step == cfg.gen_steps:
                     trainer.save(out, enc_info)
+                if world.is_main and cfg.snapshot_every and step % cfg.snapshot_every == 0:
+                    (out / "snapshots").mkdir(exist_ok=True)
+                    save_atomic(trainer.ema_blob(enc_info), out / "snapshots" / f"ema_step_{step:06d}.pt")
                 if on_step is not None:
                     on_step(trainer)
                 time_up = bool(cfg.minutes) and time.monotonic() - t_start > 60 * cfg.minutes

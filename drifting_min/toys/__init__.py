@@ -34,7 +34,7 @@ from .data import (
 )
 from .field import field_on_grid
 from .model import Generator, make_generator
-from .training import Run, learning_rate, toy_drift_field, train, train_step
+from .training import Run, annealed_taus, learning_rate, toy_drift_field, train, train_step
 
 __all__ = [
     "ABLATIONS",
@@ -45,6 +45,7 @@ __all__ = [
     "Run",
     "ToyConfig",
     "ablation",
+    "annealed_taus",
     "checkerboard",
     "eight_gaussian_centres",
     "eight_gaussians",

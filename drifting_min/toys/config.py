@@ -26,6 +26,8 @@ class ToyConfig:
     kernel: Literal["laplace", "gaussian"] = setting(
         "laplace", "kernel of the field: laplace exp(-|x - y| / tau), gaussian exp(-|x - y|^2 / (2 tau^2))")
     normalisation: Normalisation = setting("double", "batch normalisation of the kernel weights (drifting_min.drift)")
+    tau_anneal: float = setting(1.0, "start every temperature this many times larger and shrink it exponentially to "
+                                "its value at the last step, tau(t) = tau a^(1 - t / T) (1: constant temperatures)")
     normalise_each: bool = setting(True, "divide each temperature's field by its root mean square before summing")
     attraction_only: bool = setting(False, "V = V+ only, no repulsion: the ablation that collapses")
     lr: float = setting(2e-3, "Adam learning rate at the first step")
@@ -51,6 +53,8 @@ class ToyConfig:
             raise ValueError(f"unknown init {self.init!r}; choose default or collapsed")
         if not 0.0 <= self.ema < 1.0:
             raise ValueError(f"ema is a decay in [0, 1), got {self.ema}")
+        if not self.tau_anneal >= 1.0:
+            raise ValueError(f"tau_anneal is a factor >= 1 (1: no annealing), got {self.tau_anneal}")
         if self.components < 1:
             raise ValueError(f"components must be at least 1, got {self.components}")
         if self.steps < 0 or self.batch_gen < 2 or self.batch_data < 1 or not self.taus:

@@ -29,17 +29,21 @@ from .metrics import quality
 from .model import Generator, make_generator
 
 
-def toy_drift_field(x: torch.Tensor, y_pos: torch.Tensor, cfg: ToyConfig) -> tuple[torch.Tensor, list[float]]:
-    """The field V at the generated samples x (N x 2), with the config's kernel, temperatures, normalisation.
+def toy_drift_field(
+    x: torch.Tensor, y_pos: torch.Tensor, cfg: ToyConfig, taus: tuple[float, ...] | None = None
+) -> tuple[torch.Tensor, list[float]]:
+    """The field V at the generated samples x (N x 2), with the config's kernel, temperatures (or ``taus``, the
+    annealed ones of the step), normalisation.
 
     Default: V = sum_tau V_tau / rms(V_tau) with the batch field (x its own negatives, self-masked).
     ``attraction_only``: V = sum_tau V+_tau / rms(V+_tau), V+ = sum_j k~(x, y+_j) (y+_j - x) (nothing repels).
     Returns V and each temperature's raw (1/N) sum_i |V_tau,i|^2.
     """
+    taus = cfg.taus if taus is None else taus
     if not cfg.attraction_only:
-        return multi_temperature_drift(x, y_pos, None, cfg.taus, cfg.kernel, cfg.normalisation, cfg.normalise_each)
+        return multi_temperature_drift(x, y_pos, None, taus, cfg.kernel, cfg.normalisation, cfg.normalise_each)
     total, raw = torch.zeros_like(x), []
-    for tau in cfg.taus:
+    for tau in taus:
         v = mean_shift(x, y_pos, tau, cfg.kernel).to(x.dtype)
         raw.append(float(v.square().sum(1).mean()))
         total = total + (v / v.square().mean().sqrt().clamp_min(1e-12) if cfg.normalise_each else v)
@@ -47,7 +51,12 @@ def toy_drift_field(x: torch.Tensor, y_pos: torch.Tensor, cfg: ToyConfig) -> tup
 
 
 def train_step(
-    generator: nn.Module, optimizer: torch.optim.Optimizer, noise: torch.Tensor, y_pos: torch.Tensor, cfg: ToyConfig
+    generator: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    noise: torch.Tensor,
+    y_pos: torch.Tensor,
+    cfg: ToyConfig,
+    taus: tuple[float, ...] | None = None,
 ) -> tuple[float, list[float]]:
     """One step: x = f(noise); V = toy_drift_field(x, y+) without a graph; L = (1/N) sum |x - sg(x + V)|^2; Adam step.
 
@@ -58,7 +67,7 @@ def train_step(
     optimizer.zero_grad(set_to_none=True)
     x = generator(noise)
     with torch.no_grad():
-        v, raw = toy_drift_field(x, y_pos, cfg)
+        v, raw = toy_drift_field(x, y_pos, cfg, taus)
     loss = drift_regression_loss(x, v)
     loss.backward()
     optimizer.step()
@@ -69,6 +78,16 @@ def learning_rate(step: int, cfg: ToyConfig) -> float:
     """Cosine decay from lr (step 0) to lr_final (last step): lr_final + (lr - lr_final)(1 + cos(pi t)) / 2."""
     t = step / max(cfg.steps - 1, 1)
     return cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + math.cos(math.pi * t))
+
+
+def annealed_taus(step: int, cfg: ToyConfig) -> tuple[float, ...]:
+    """The temperatures at a step: tau(t) = tau a^(1 - t), t = step / (steps - 1), a = ``cfg.tau_anneal``.
+
+    An exponential decay in time, tau(t) = tau_0 exp(-r t) with tau_0 = a tau and r = log a (the schedule of
+    arXiv 2603.09936), that ends on the configured temperatures; a = 1 keeps them constant.
+    """
+    t = step / max(cfg.steps - 1, 1)
+    return tuple(tau * cfg.tau_anneal ** (1.0 - t) for tau in cfg.taus)
 
 
 @dataclass
@@ -123,7 +142,7 @@ def train(
             group["lr"] = learning_rate(step, cfg)
         y_pos = sample_data(cfg.dataset, cfg.batch_data, seed=cfg.seed * 1_000_003 + step)
         noise = generator.noise(cfg.batch_gen, noise_rng)
-        loss, raw = train_step(generator, opt, noise, y_pos, cfg)
+        loss, raw = train_step(generator, opt, noise, y_pos, cfg, annealed_taus(step, cfg))
         if cfg.ema > 0:
             with torch.no_grad():
                 for p_ema, p in zip(shown.parameters(), generator.parameters()):

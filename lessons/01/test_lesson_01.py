@@ -11,7 +11,17 @@ import math
 import torch
 from torch.distributions import MultivariateNormal, kl_divergence
 
-from course import call_unchanged, check_close, check_dtype, check_tensor, check_true, exercise, generator, randn
+from course import (
+    call_unchanged,
+    check_close,
+    check_dtype,
+    check_portable,
+    check_tensor,
+    check_true,
+    exercise,
+    generator,
+    randn,
+)
 
 F64 = torch.float64
 
@@ -60,7 +70,7 @@ def test_ex1_1_matches_autograd(ex):
     gen = generator(11)
     mean, cov = _gaussian(gen, 3)
     x = randn(gen, 7, 3, scale=2.0)
-    got = ex.gaussian_score(x, mean, cov)
+    got = call_unchanged(ex.gaussian_score, x, mean, cov)
     check_tensor(got, (7, 3), name="gaussian_score(x, mean, cov)")
     check_close(
         got,
@@ -547,3 +557,74 @@ def test_ex1_6_particles_reach_the_target_moments(ex):
     check_close(cov_end, cov_p, prop="the particles' covariance (divide by N) converges to p's covariance",
                 atol=1e-2, hint="the repulsion Sigma_q^{-1} (x - mu_q) spreads the particles; it must use the "
                 "covariance refitted at every step")
+
+
+# ---------------------------------------------------------------------------------------------- every exercise:
+# devices, inputs that require grad, no side effects, fresh results, a batch of one, arguments varied
+
+
+@exercise("1.1", "gaussian_score")
+def test_ex1_1_devices_side_effects_one_point(ex):
+    gen = generator(70)
+    mean, cov = _gaussian(gen, 3)
+    x = randn(gen, 1, 3)  # a batch of one point
+    got = check_portable(ex.gaussian_score, x, mean, cov, name="gaussian_score")
+    check_close(got, _autograd_score(x, mean, cov), rtol=1e-8,
+                prop="one point whose inputs require grad: the score still matches autograd",
+                hint="keep x's N x D shape for N = 1 (no squeeze)")
+
+
+@exercise("1.2", "gaussian_kl")
+def test_ex1_2_devices_side_effects(ex):
+    gen = generator(71)
+    (mean_q, cov_q), (mean_p, cov_p) = _gaussian(gen, 3), _gaussian(gen, 3)
+    got = check_portable(ex.gaussian_kl, mean_q, cov_q, mean_p, cov_p, name="gaussian_kl")
+    check_close(got, _kl_reference(mean_q, cov_q, mean_p, cov_p), rtol=1e-8,
+                prop="inputs that require grad give the same KL")
+
+
+@exercise("1.3", "kl_monte_carlo")
+def test_ex1_3_devices_side_effects(ex):
+    x = randn(72, 50, 2)
+
+    def log_q(points):
+        return -0.5 * points.square().sum(1)
+
+    def log_p(points):
+        return -0.5 * (points - 1.0).square().sum(1)
+
+    estimate, error = check_portable(ex.kl_monte_carlo, x, log_q, log_p, name="kl_monte_carlo")
+    terms = log_q(x) - log_p(x)
+    check_close(estimate, terms.mean(), rtol=1e-10, prop="inputs that require grad: the same estimate")
+    check_close(error, terms.std() / math.sqrt(50), rtol=1e-10,
+                prop="inputs that require grad: the same standard error")
+
+
+@exercise("1.4", "score_difference")
+def test_ex1_4_devices_side_effects_one_point(ex):
+    gen = generator(73)
+    (mean_q, cov_q), (mean_p, cov_p) = _gaussian(gen, 2), _gaussian(gen, 2)
+    x = randn(gen, 1, 2)
+    got = check_portable(ex.score_difference, x, mean_q, cov_q, mean_p, cov_p, name="score_difference")
+    expected = _autograd_score(x, mean_p, cov_p) - _autograd_score(x, mean_q, cov_q)
+    check_close(got, expected, rtol=1e-8, prop="one point whose inputs require grad: V = s_p - s_q")
+
+
+@exercise("1.5", "kl_gradient_pathwise")
+def test_ex1_5_devices_side_effects(ex):
+    gen, mean_q, chol_q, mean_p, cov_p = _generator_problem(74)
+    eps = _whitened_noise(gen, 16, 3)
+    check_portable(ex.kl_gradient_pathwise, eps, mean_q, chol_q, mean_p, cov_p, name="kl_gradient_pathwise")
+
+
+@exercise("1.6", "drift_particles")
+def test_ex1_6_step_and_steps_are_used_devices(ex):
+    mean_p, cov_p = _target_2d()
+    x0 = _start(75, 12)
+    for step, n_steps in ((0.02, 4), (0.1, 3)):
+        trajectory, kl = _check_drift_output(ex.drift_particles(x0, mean_p, cov_p, step, n_steps), n_steps, 12)
+        ref_trajectory, ref_kl = _drift_reference(x0, mean_p, cov_p, step, n_steps)
+        check_close(trajectory, ref_trajectory, rtol=1e-7, atol=1e-9,
+                    prop=f"the step size is the argument: step {step}, {n_steps} moves",
+                    hint="multiply the field by the step argument (no fixed step size)")
+    check_portable(ex.drift_particles, x0, mean_p, cov_p, 0.05, 2, name="drift_particles")

@@ -13,7 +13,7 @@ import math
 import torch
 
 import drifting_min as dm
-from course import call_unchanged, check_close, check_tensor, check_true, checks, draw, exercise
+from course import call_unchanged, check_close, check_portable, check_tensor, check_true, checks, draw, exercise
 
 # Float32 checks compare with drifting_min in float64 on the same float32 inputs: float32 keeps about seven
 # digits, so these tolerances are looser than float64's (1e-5 relative) by a factor of ten.
@@ -303,3 +303,75 @@ def test_ex2_4_float32_inputs_keep_dtype_and_are_unchanged(ex):
                       prop=f"float32 inputs give float32 denoised points, equal to the float64 ones to float32 "
                       f"accuracy (tau = {tau})",
                       hint="a NaN at the smaller tau usually means an exp / sum that underflowed")
+
+
+# ---------------------------------------------------------------------------------------------- every exercise:
+# devices, inputs that require grad, no side effects, fresh results, far from the origin, a batch of one, tau varied
+
+
+def _far_case(seed: int):
+    """Queries and data with unit spread, and the same shifted by 1e6 (float64 keeps about 1e-10 of them)."""
+    x, data = draw(seed, (4, 3), (6, 3))
+    return x, data, x + 1e6, data + 1e6
+
+
+FAR_HINT = ("work with the differences x_i - y_j: |x|^2 + |y|^2 - 2 x.y subtracts numbers near 1e12 and keeps no digit "
+            "of a distance near 1 (a float32 step does the same)")
+
+
+@exercise("2.1", "pairwise_distances")
+def test_ex2_1_devices_far_from_origin_extreme_scales(ex):
+    x, y, x_far, y_far = _far_case(80)
+    for squared in (False, True):
+        check_portable(ex.pairwise_distances, x, y, squared, name=f"pairwise_distances(squared={squared})")
+        expected = dm.pairwise_distances(x, y, squared=squared)
+        check_close(ex.pairwise_distances(x_far, y_far, squared), expected, rtol=1e-7,
+                    prop=f"float64 points far from the origin (offset 1e6), squared={squared}: float64 accuracy",
+                    hint=FAR_HINT)
+    for c in (1e-8, 1e8):
+        got = ex.pairwise_distances((c * x).float(), (c * y).float())
+        # float32: rtol 1e-5 covers float32 rounding of a 3-term sum and its root
+        check_close(got, c * dm.pairwise_distances(x, y), rtol=1e-5,
+                    prop=f"float32 points scaled by {c:g}: distances scale with them",
+                    hint="nothing added to the squares before the root (an epsilon is large next to 1e-16)")
+    one = ex.pairwise_distances(x[:1], y[:1])
+    check_tensor(one, (1, 1), name="pairwise_distances of one query and one target", hint="keep the N x M shape")
+
+
+@exercise("2.2", "kde_log_density")
+def test_ex2_2_devices_far_from_origin_tau_varied(ex):
+    x, data, x_far, data_far = _far_case(81)
+    check_portable(ex.kde_log_density, x, data, 0.7, name="kde_log_density", grad_args=(0, 1))
+    for tau in (0.3, 2.0):
+        expected = dm.kde_log_density(x, data, tau)
+        check_close(ex.kde_log_density(x_far, data_far, tau), expected, rtol=1e-7,
+                    prop=f"float64 points far from the origin (offset 1e6), tau {tau}: float64 accuracy", hint=FAR_HINT)
+    one = ex.kde_log_density(x[:1], data[:1], 0.5)
+    check_close(one, dm.kde_log_density(x[:1], data[:1], 0.5), rtol=1e-10,
+                prop="one query, one data point: log N(x; y, tau^2 I)", hint="log M = 0 for M = 1; keep the (N,) shape")
+
+
+@exercise("2.3", "kde_score")
+def test_ex2_3_devices_far_from_origin_tau_varied(ex):
+    x, data, x_far, data_far = _far_case(82)
+    check_portable(ex.kde_score, x, data, 0.7, name="kde_score", grad_args=(0, 1))
+    for tau in (0.3, 2.0):
+        check_close(ex.kde_score(x_far, data_far, tau), dm.kde_score(x, data, tau), rtol=1e-6, atol=1e-8,
+                    prop=f"float64 points far from the origin (offset 1e6), tau {tau}: the score keeps its digits",
+                    hint=FAR_HINT + "; the weighted mean minus x: sum_j w_j (y_j - x)")
+    one = ex.kde_score(x[:1], data[:1], 0.5)
+    check_close(one, (data[:1] - x[:1]) / 0.25, rtol=1e-10, prop="one data point: the score is (y - x) / tau^2",
+                hint="keep the N x D shape")
+
+
+@exercise("2.4", "tweedie_denoise")
+def test_ex2_4_devices_far_from_origin_tau_varied(ex):
+    x, data, x_far, data_far = _far_case(83)
+    check_portable(ex.tweedie_denoise, x, data, 0.7, name="tweedie_denoise", grad_args=(0, 1))
+    for tau in (0.3, 2.0):
+        check_close(ex.tweedie_denoise(x_far, data_far, tau) - 1e6, dm.tweedie_denoise(x, data, tau), rtol=1e-6,
+                    atol=1e-8, prop=f"float64 points far from the origin (offset 1e6), tau {tau}: the posterior mean "
+                    "moves with them", hint=FAR_HINT)
+    one = ex.tweedie_denoise(x[:1], data[:1], 0.5)
+    check_close(one, data[:1], rtol=1e-12, prop="one data point: the posterior mean is that point",
+                hint="keep the N x D shape")

@@ -17,6 +17,7 @@ from course import (
     call_unchanged,
     check_close,
     check_no_graph,
+    check_portable,
     check_tensor,
     check_true,
     checks,
@@ -453,3 +454,112 @@ def test_ex3_6_field_is_a_constant_for_autograd(ex):
                        "y_pos, y_neg), or under torch.no_grad()")
         check_close(got, dm.batch_drift_field(x.detach(), y_pos.detach(), None if y is None else y.detach(), 0.5),
                     prop="the same value as with detached inputs")
+
+
+# ---------------------------------------------------------------------------------------------- every exercise:
+# devices, inputs that require grad, no side effects, fresh results, kernel names compared by value, far from the
+# origin, arguments varied
+
+
+def _runtime_name(kernel: str) -> str:
+    """The same kernel name as a string built at run time: equal by value, another object than the literal."""
+    return "".join(list(kernel))
+
+
+# No meta-device check in this lesson: the answers may use drifting_min's pairwise_distances and kernel_logits,
+# which validate their inputs' values (finite, non-empty), and the meta device holds no values.
+KERNEL_NAME_HINT = "compare the kernel name with == (a name built at run time is equal, not the same object)"
+FAR_HINT = ("distances from the differences x_i - y_j (dm.pairwise_distances): no float32 step, no "
+            "|x|^2 + |y|^2 - 2 x.y, which keeps no digit of a distance near 1 at an offset of 1e6")
+
+
+def _far_sets(seed: int):
+    x, y_pos, y_neg = draw(seed, (5, 2), (6, 2), (4, 2))
+    return x, y_pos + 0.5, y_neg - 0.5
+
+
+@exercise("3.1", "mean_shift")
+def test_ex3_1_devices_kernel_by_value_far_from_origin(ex):
+    x, y, _ = _far_sets(90)
+    for kernel in KERNELS:
+        check_portable(ex.mean_shift, x, y, 0.7, kernel, name=f"mean_shift ({kernel})", grad_args=(0, 1),
+                       meta=False)
+        for tau in (0.3, 1.5):
+            expected = dm.mean_shift(x, y, tau, kernel)
+            check_close(ex.mean_shift(x, y, tau, _runtime_name(kernel)), expected, rtol=1e-10, atol=1e-12,
+                        prop=f"a kernel name built at run time ({kernel!r}) gives that kernel's field",
+                        hint=KERNEL_NAME_HINT)
+            check_close(ex.mean_shift(x + 1e6, y + 1e6, tau, kernel), expected, rtol=1e-6, atol=1e-8,
+                        prop=f"float64 points far from the origin (offset 1e6; {kernel}, tau {tau}): float64 accuracy",
+                        hint=FAR_HINT)
+
+
+@exercise("3.2", "find_modes")
+def test_ex3_2_devices_steps_and_tau_varied(ex):
+    x0, data, _ = _far_sets(91)
+    check_portable(ex.find_modes, x0, data, 0.8, 2, name="find_modes", grad_args=(0, 1), meta=False)
+    for tau, n_steps in ((0.4, 3), (1.2, 1)):
+        path = ex.find_modes(x0, data, tau, n_steps)
+        check_tensor(path, (n_steps + 1, 5, 2), name=f"find_modes(..., tau={tau}, n_steps={n_steps})",
+                     hint="the path holds x0 and one entry per step: n_steps + 1")
+        x, expected = x0, [x0]
+        for _ in range(n_steps):
+            x = x + dm.mean_shift(x, data, tau, "gaussian")
+            expected.append(x)
+        check_close(path, torch.stack(expected), rtol=1e-10, atol=1e-12,
+                    prop=f"tau and n_steps are the arguments (tau {tau}, {n_steps} steps)",
+                    hint="use the tau and n_steps given, the Gaussian kernel at every step")
+
+
+@exercise("3.3", "drift_field")
+def test_ex3_3_devices_kernel_by_value_far_from_origin(ex):
+    x, y_pos, y_neg = _far_sets(92)
+    for kernel in KERNELS:
+        check_portable(ex.drift_field, x, y_pos, y_neg, 0.7, kernel, name=f"drift_field ({kernel})", meta=False)
+        expected = dm.drift_field(x, y_pos, y_neg, 0.7, kernel)
+        check_close(ex.drift_field(x, y_pos, y_neg, 0.7, _runtime_name(kernel)), expected, rtol=1e-10, atol=1e-12,
+                    prop=f"a kernel name built at run time ({kernel!r}) gives that kernel's field",
+                        hint=KERNEL_NAME_HINT)
+        check_close(ex.drift_field(x + 1e6, y_pos + 1e6, y_neg + 1e6, 0.7, kernel), expected, rtol=1e-6, atol=1e-8,
+                    prop=f"float64 points far from the origin (offset 1e6; {kernel}): float64 accuracy", hint=FAR_HINT)
+
+
+@exercise("3.4", "drift_field_joint")
+def test_ex3_4_devices_kernel_by_value(ex):
+    x, y_pos, y_neg = _far_sets(93)
+    for kernel in KERNELS:
+        check_portable(ex.drift_field_joint, x, y_pos, y_neg, 0.7, kernel, name=f"drift_field_joint ({kernel})",
+                       meta=False)
+        check_close(ex.drift_field_joint(x, y_pos, y_neg, 0.7, _runtime_name(kernel)),
+                    dm.drift_field(x, y_pos, y_neg, 0.7, kernel), rtol=1e-10, atol=1e-12,
+                    prop=f"a kernel name built at run time ({kernel!r}) gives that kernel's field",
+                        hint=KERNEL_NAME_HINT)
+
+
+@exercise("3.5", "laplace_preconditioner")
+def test_ex3_5_devices_far_from_origin_tau_varied(ex):
+    x, data, _ = _far_sets(94)
+    check_portable(ex.laplace_preconditioner, x, data, 0.7, name="laplace_preconditioner", grad_args=(0, 1),
+                   meta=False)
+    for tau in (0.3, 1.5):
+        check_close(ex.laplace_preconditioner(x + 1e6, data + 1e6, tau), dm.laplace_preconditioner(x, data, tau),
+                    rtol=1e-6, prop=f"float64 points far from the origin (offset 1e6; tau {tau}): float64 accuracy",
+                    hint=FAR_HINT)
+
+
+@exercise("3.6", "batch_drift_field")
+def test_ex3_6_devices_kernel_by_value_far_from_origin(ex):
+    x, y_pos, y_neg = _far_sets(95)
+    for kernel in KERNELS:
+        for negatives in (None, y_neg):
+            check_portable(ex.batch_drift_field, x, y_pos, negatives, 0.7, kernel,
+                           name=f"batch_drift_field ({kernel}, y_neg {'None' if negatives is None else 'given'})",
+                           meta=False)
+            expected = dm.batch_drift_field(x, y_pos, negatives, 0.7, kernel)
+            check_close(ex.batch_drift_field(x, y_pos, negatives, 0.7, _runtime_name(kernel)), expected, rtol=1e-10,
+                        atol=1e-12, prop=f"a kernel name built at run time ({kernel!r}) gives that kernel's field",
+                        hint=KERNEL_NAME_HINT)
+            far_neg = None if negatives is None else negatives + 1e6
+            check_close(ex.batch_drift_field(x + 1e6, y_pos + 1e6, far_neg, 0.7, kernel), expected, rtol=1e-6,
+                        atol=1e-8, prop=f"float64 points far from the origin (offset 1e6; {kernel}): float64 accuracy",
+                        hint=FAR_HINT)

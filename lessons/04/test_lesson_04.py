@@ -17,6 +17,8 @@ from course import (
     call_unchanged,
     check_close,
     check_dtype,
+    check_portable,
+    check_python_float,
     check_tensor,
     check_true,
     checks,
@@ -223,7 +225,7 @@ def _reference_drift(x0, y, tau, step, n_steps):
 @exercise("4.3", "drift_particles")
 def test_ex4_3_matches_a_reference_loop(ex):
     x0, y = randn(20, 16, 2, scale=0.5), ring_of_blobs(21, 40)
-    got = ex.drift_particles(x0, y, 0.5, 2.0, 5)
+    got = call_unchanged(ex.drift_particles, x0, y, 0.5, 2.0, 5)
     check_tensor(got, (6, 16, 2), name="the trajectory",
                  hint="stack x0 and the state after each of the n_steps updates")
     check_close(got, _reference_drift(x0, y, 0.5, 2.0, 5),
@@ -375,3 +377,87 @@ def test_ex4_5_float32_small_tau_and_inputs_unchanged(ex):
             x.double(), x.double(), tau, "laplace")
         check_float32(got, want, (10, 2), name=f"unbalanced_drift of float32 inputs (tau = {tau})",
                       prop=f"float32 inputs, data 3 away, tau = {tau}: dtype kept, finite, the float64 field")
+
+
+# ---------------------------------------------------------------------------------------------- every exercise:
+# devices, inputs that require grad, no side effects, fresh results, Python floats, one generator call a step,
+# far from the origin, arguments varied
+
+# Exercises 4.2, 4.3 and 4.5 use drifting_min's fields, which validate their inputs' values (finite, non-empty):
+# the meta device holds no values, so only 4.1 is tried there.
+FAR_HINT = ("distances from the differences x_i - y_j (drifting_min's fields do this): no float32 step, which keeps "
+            "no digit of a distance near 1 at an offset of 1e6")
+
+
+@exercise("4.1", "drift_loss")
+def test_ex4_1_devices_side_effects_one_sample(ex):
+    x, v = randn(40, 1, 3), randn(41, 1, 3)  # a batch of one sample
+    got = check_portable(ex.drift_loss, x, v, name="drift_loss")
+    check_close(got, v.square().sum(), rtol=1e-12, prop="one sample: L = |V|^2",
+                hint="sum over the dimensions, mean over the samples")
+
+
+@exercise("4.2", "multi_temperature_drift")
+def test_ex4_2_devices_python_floats_far_from_origin(ex):
+    x, y = randn(42, 8, 2, scale=0.5), ring_of_blobs(43, 10)
+    taus = (0.3, 0.9)
+    field, raw = check_portable(ex.multi_temperature_drift, x, y, taus, name="multi_temperature_drift", meta=False)
+    check_true(isinstance(raw, list) and len(raw) == 2, "raw is a list with one number per temperature",
+               f"got {type(raw).__name__} {raw!r:.80}")
+    for value in raw:
+        check_python_float(value, name="each raw mean squared drift",
+                           hint="float(...) of the 0-dimensional tensor: a Python float, not a tensor")
+    expected, stats = dm.multi_temperature_drift(x, y, None, taus)
+    far, far_raw = ex.multi_temperature_drift(x + 1e6, y + 1e6, taus)
+    check_close(far, expected, rtol=1e-6, atol=1e-8, hint=FAR_HINT,
+                prop="float64 points far from the origin (offset 1e6): the normalised field keeps float64 accuracy")
+    check_close(torch.tensor(far_raw, dtype=F64), torch.tensor(stats, dtype=F64), rtol=1e-6,
+                prop="float64 points far from the origin (offset 1e6): the raw energies keep float64 accuracy",
+                hint=FAR_HINT)
+
+
+@exercise("4.3", "drift_particles")
+def test_ex4_3_devices_side_effects(ex):
+    x0, y = randn(44, 6, 2, scale=0.5), ring_of_blobs(45, 8)
+    got = check_portable(ex.drift_particles, x0, y, 0.4, 0.7, 2, name="drift_particles", meta=False)
+    check_close(got.detach(), _reference_drift(x0, y, 0.4, 0.7, 2), rtol=1e-10,
+                prop="particles that require grad: the same trajectory (tau 0.4, step 0.7, 2 steps)")
+
+
+class _CountingGenerator(torch.nn.Module):
+    """A generator that counts its calls."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net, self.calls = net, 0
+
+    def forward(self, noise):
+        self.calls += 1
+        return self.net(noise)
+
+
+@exercise("4.4", "generator_step")
+def test_ex4_4_one_generator_call_a_step(ex):
+    net = _CountingGenerator(_mlp(36))
+    noise, y = randn(37, 12, 3), ring_of_blobs(38, 16)
+    before = noise.clone()
+    loss, raw = ex.generator_step(net, torch.optim.SGD(net.parameters(), lr=0.1), noise, y, (0.3, 0.8))
+    check_true(net.calls == 1, "one training step calls the generator once",
+               f"the generator was called {net.calls} times",
+               hint="x = generator(noise) once: compute the field from that x (under no_grad) and the loss from the "
+                    "same x; a second call costs a forward pass and, with dropout or noise inside, gives other samples")
+    check_true(torch.equal(noise, before), "the noise is not modified", hint="do not change the noise in place")
+    for value in raw:
+        check_python_float(value, name="each raw mean squared drift", hint="return the raw list of 4.2 as it is")
+
+
+@exercise("4.5", "unbalanced_drift")
+def test_ex4_5_devices_far_from_origin_scales_varied(ex):
+    x, y = randn(46, 6, 2, scale=0.5), ring_of_blobs(47, 8)
+    check_portable(ex.unbalanced_drift, x, y, 0.5, 1.5, 0.5, name="unbalanced_drift", meta=False, grad_args=(0, 1))
+    for attraction, repulsion in ((1.5, 0.5), (0.0, 2.0)):
+        expected = attraction * dm.mean_shift(x, y, 0.5, "laplace") - repulsion * dm.mean_shift(x, x, 0.5, "laplace")
+        check_close(ex.unbalanced_drift(x + 1e6, y + 1e6, 0.5, attraction, repulsion), expected, rtol=1e-6,
+                    atol=1e-8, hint=FAR_HINT,
+                    prop=f"float64 points far from the origin (offset 1e6; attraction {attraction}, repulsion "
+                         f"{repulsion}): float64 accuracy")

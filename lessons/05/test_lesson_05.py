@@ -13,7 +13,17 @@ import dataclasses
 import torch
 
 import drifting_min as dm
-from course import call_unchanged, check_close, check_dtype, check_tensor, check_true, draw, exercise
+from course import (
+    call_unchanged,
+    check_close,
+    check_dtype,
+    check_portable,
+    check_python_float,
+    check_tensor,
+    check_true,
+    draw,
+    exercise,
+)
 from drifting_min import toys
 from drifting_min.toys import metrics
 
@@ -208,7 +218,7 @@ def test_ex5_3_float32_small_tau_and_inputs_unchanged(ex):
 
 @exercise("5.4", "ablation")
 def test_ex5_4_matches_training_runs(ex):
-    out = call_unchanged(ex.ablation, tiny(), taus=(0.05,),
+    out = call_unchanged(ex.ablation, tiny(), taus=(0.05,), global_rng=False,  # toys.train seeds torch itself
                          hint="build the variant with dataclasses.replace(base, **change): setting fields of base "
                          "changes the caller's config")
     check_true(isinstance(out, dict) and set(out) == {"base", "variant"},
@@ -225,7 +235,7 @@ def test_ex5_4_matches_training_runs(ex):
 
 @exercise("5.4", "ablation")
 def test_ex5_4_attraction_only_is_worse(ex):
-    out = call_unchanged(ex.ablation, tiny(), attraction_only=True)
+    out = call_unchanged(ex.ablation, tiny(), attraction_only=True, global_rng=False)
     b, v = out["base"]["floor_ratio"], out["variant"]["floor_ratio"]
     check_true(v > 2 * b, "attraction only (no repulsion) scores worse than the anti-symmetric field",
                f"floor_ratio: base {b:.3g}, attraction only {v:.3g}",
@@ -283,3 +293,82 @@ def test_ex5_5_overlapping_modes_and_float32(ex):
                     hint="near is a per-centre test, dist[i, k] <= 3 std for every k; it is not an assignment of "
                     "each sample to its nearest mode")
         check_true(covered == 2, "both overlapping modes are covered", f"expected 2 covered modes, got {covered}")
+
+
+# ---------------------------------------------------------------------------------------------- every exercise:
+# devices, inputs that require grad, no side effects, fresh results, Python numbers, one generator call a step,
+# far from the origin, thresholds between values
+
+# 5.3 uses drifting_min's fields, which validate their inputs' values (finite, non-empty): the meta device holds
+# no values, so only 5.1 is tried there; 5.4 trains whole runs and is checked above.
+
+
+@exercise("5.1", "energy_distance")
+def test_ex5_1_devices_far_from_origin_one_sample(ex):
+    a, b = draw(50, (6, 2), (7, 2))  # 13 points: torch.cdist takes its exact route below 25 rows
+    b = b + 0.5
+    check_portable(ex.energy_distance, a, b, name="energy_distance")
+    expected = ex_reference_energy(a, b)
+    check_close(ex.energy_distance(a + 1e6, b + 1e6), expected, rtol=1e-7,
+                prop="float64 samples far from the origin (offset 1e6): float64 accuracy",
+                hint="distances from the differences a_i - b_j (torch.cdist): |a|^2 + |b|^2 - 2 a.b keeps no digit "
+                     "of a distance near 1 at this offset, and neither does a float32 step")
+    one = ex.energy_distance(a[:1], b[:1])
+    check_close(one, 2 * (a[0] - b[0]).norm(), rtol=1e-12, prop="one sample each: E = 2 |a - b|",
+                hint="the within-set means of a single sample are 0 (its distance to itself)")
+
+
+def ex_reference_energy(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Szekely's energy distance from explicit differences, in float64."""
+    def mean_distance(p, q):
+        return (p[:, None, :] - q[None, :, :]).norm(dim=-1).mean()
+    return 2 * mean_distance(a, b) - mean_distance(a, a) - mean_distance(b, b)
+
+
+class _CountingGenerator(torch.nn.Module):
+    """A generator that counts its calls."""
+
+    def __init__(self, net: torch.nn.Module):
+        super().__init__()
+        self.net, self.calls = net, 0
+
+    def forward(self, noise):
+        self.calls += 1
+        return self.net(noise)
+
+
+@exercise("5.2", "train_step")
+def test_ex5_2_one_generator_call_a_step(ex):
+    net, noise, y_pos = _step_setup(5)
+    counted = _CountingGenerator(net)
+    loss = call_unchanged(ex.train_step, counted, torch.optim.SGD(counted.parameters(), lr=0.05), noise, y_pos,
+                          tiny(taus=(0.1, 0.3)))
+    check_python_float(loss, name="the loss of train_step", hint="return float(loss)")
+    check_true(counted.calls == 1, "one training step calls the generator once",
+               f"the generator was called {counted.calls} times",
+               hint="x = generator(noise) once: the field (under no_grad) and the loss both come from that x")
+
+
+@exercise("5.3", "field_on_grid")
+def test_ex5_3_devices_side_effects(ex):
+    samples, data = draw(51, (6, 2), (7, 2))
+    check_portable(ex.field_on_grid, samples, data, (0.2, 0.5), "laplace", lim=1.0, n=4, name="field_on_grid",
+                   meta=False)
+
+
+@exercise("5.5", "mode_coverage")
+def test_ex5_5_thresholds_between_values_and_types(ex):
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]], dtype=torch.float64)
+    # 200 samples: 9 (4.5%) at mode 1, 11 (5.5%) at 3.2 std from mode 2 (not near), 180 at mode 0.
+    samples = torch.zeros(200, 2, dtype=torch.float64)
+    samples[:9] = torch.tensor([10.0, 0.0])
+    samples[9:20] = torch.tensor([0.0, 10.8])
+    near, covered = check_portable(ex.mode_coverage, samples, centres, 0.25, name="mode_coverage", meta=False,
+                                   grad_args=())
+    check_close(near, torch.tensor([0.9, 0.045, 0.0], dtype=torch.float64), atol=1e-12,
+                prop="a sample 3.2 std away is not near (the bound is 3 std, no more)",
+                hint="near when the plain distance is <= 3 * std")
+    check_true(type(covered) is int, "covered is a Python int",
+               f"got {type(covered).__module__}.{type(covered).__name__}", hint="int(...) of the count")
+    check_true(covered == 1, "a mode with 4.5% of the samples is not covered (the threshold is 5%, no lower)",
+               f"expected 1 covered mode, got {covered}", hint="covered when the fraction is >= 0.05")

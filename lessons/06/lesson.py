@@ -15,8 +15,8 @@
 #
 # **Where we are.** [Lesson 05](../05/lesson.py) trained a generator on 2D toys with a kernel on raw
 # coordinates, and it worked. Images are not 2D. The authors of "Generative Modeling via Drifting" (Deng et al.,
-# 2026, [arXiv 2602.04770](https://arxiv.org/abs/2602.04770)) write that they "were unable to make the method work
-# on ImageNet without a feature encoder", and ports to CIFAR-10 found the same: on raw pixels the generator
+# 2026, [arXiv 2602.04770](https://arxiv.org/abs/2602.04770)) write: "we were unable to make our method work on
+# ImageNet without a feature encoder", and ports to CIFAR-10 found the same: on raw pixels the generator
 # collapses. This lesson shows why (distances concentrate as the dimension grows), builds the machinery that
 # fixes it (multi-scale features of a frozen encoder, a scale per feature, a normalised force per temperature,
 # the released implementation's batch loss), and runs both on a CPU, on small images that the code draws.
@@ -238,7 +238,9 @@ for name, f in feature_demo.image_features(encoder, shapes_x[:8]).items():
 # $$s = \frac{1}{G N (N + M)} \sum_g \sum_i \sum_j \lVert x_{g i} - t_{g j}\rVert \qquad (\text{no gradient}),$$
 #
 # and works in the coordinates $\tilde x = x / (s/\sqrt{C})$, in which the mean distance is exactly $\sqrt{C}$:
-# the typical distance between two points whose $C$ coordinates have unit size. The released code writes the logits
+# the typical length of a vector whose $C$ coordinates have unit size (two independent points with unit-variance
+# coordinates are about $\sqrt{2C}$ apart, so coordinates of variance $\tfrac12$ have that mean distance). The
+# released code writes the logits
 # as $-\lVert x - t\rVert / (s R)$. In the rescaled coordinates that is
 #
 # $$-\frac{\lVert x - t\rVert}{s R} = -\frac{\lVert \tilde x - \tilde t\rVert}{R\sqrt{C}},$$
@@ -297,8 +299,9 @@ print(f"scale s = {float(s):.3f}; mean distance after rescaling = {mean_distance
 # The floor is on the mean square, so on the root it is $10^{-4}$: a temperature whose force is vanishingly small
 # (all its targets far away) is not blown up to unit size but, in effect, dropped; and a zero force gives zero, not
 # $0/0$. (The rescaled coordinates have a typical distance $\sqrt C$, so $10^{-4}$ really is small.) Since the goal
-# is $\tilde x + F$, the loss $\overline{(\tilde x - \mathrm{stopgrad}(\tilde x + F))^2} = \overline{F^2}$ is about
-# the number of temperatures whatever the samples: as in lesson 05 it is no progress measure; the raw
+# is $\tilde x + F$, the loss $\overline{(\tilde x - \mathrm{stopgrad}(\tilde x + F))^2} = \overline{F^2}$ lies
+# between 0 (forces that cancel) and $T^2$ for $T$ temperatures (all of them pointing the same way), whatever the
+# samples: section 6's demo prints 7.02 with three. As in lesson 05 it is no progress measure; the raw
 # $\overline{F_R^2}$ is what to log.
 #
 # ### Exercise 6.4: `normalise_drifts(forces) -> Tensor`
@@ -340,7 +343,10 @@ print(f"normalised and summed: RMS {float(total.square().mean().sqrt()):.3f} "
 # 1. targets $t = [x \mid y^+]$ per group, the scale $s$ and the coordinates $\tilde x = x/(s/\sqrt D)$ (section 4);
 # 2. distances relative to the scale, $\tilde d_{gij} = \lVert x_{gi} - t_{gj}\rVert / s$, and $+100$ on each
 #    sample's distance to itself, so that after dividing by $R \le 0.2$ its logit is below $-500$, about $e^{-500}$
-#    times the weight of any target within a few scales: the course's $-\infty$ self-mask, up to that factor;
+#    times the weight of any target within a few scales: the course's $-\infty$ self-mask, up to that factor. With
+#    the clip of step 3 on, that entry is floored like every other, to an affinity of $10^{-3}$: it moves nothing
+#    (its displacement is $x_i - x_i = 0$) but it adds $10^{-3}$ to the row sum of $A^-$, which weights the
+#    attraction;
 # 3. for each $R$: logits $\ell = -\tilde d / R$, the double softmax of lesson 03 with a **clip**,
 #    $A = \sqrt{\max(\mathrm{softmax}_j(\ell)\,\mathrm{softmax}_i(\ell),\ 10^{-6})}$, split into $A^-$ (the first $N$
 #    columns) and $A^+$, cross-weighted $W^+ = A^+ \cdot \mathrm{rowsum}(A^-)$, $W^- = A^- \cdot \mathrm{rowsum}(A^+)$,
@@ -367,7 +373,10 @@ print(f"normalised and summed: RMS {float(total.square().mean().sqrt()):.3f} "
 # Use your 6.3 and 6.4. The checks compare value and gradient with `drifting_min.features.released_drift_loss`
 # (several groups, 1 to 64 dimensions, clip on and off), check that one temperature gives exactly $L = 1$, that
 # scaling and shifting the features changes nothing, and that at $R = 0.02$ in float32, with a positive far from
-# every sample, the gradient is finite and agrees with float64 and no gradient reaches the positives.
+# every sample, the gradient is finite and agrees with float64 and no gradient reaches the positives. Like the
+# released code, your loss computes bfloat16 (or float16) features in float32 and returns a float32 loss: the
+# checks give it bfloat16 features, a generated sample far from every target (with the clip on it must still move
+# toward the data), inputs on another device and inputs far from the origin.
 
 # %%
 check_exercise(ex, "6.5")

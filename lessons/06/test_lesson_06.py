@@ -12,7 +12,19 @@ import math
 
 import torch
 
-from course import check_close, check_tensor, check_true, draw, exercise
+from course import (
+    call_checked,
+    call_on_meta,
+    call_requiring_grad,
+    call_unchanged,
+    check_close,
+    check_dtype,
+    check_fresh_result,
+    check_tensor,
+    check_true,
+    draw,
+    exercise,
+)
 from drifting_min import features
 
 
@@ -78,6 +90,25 @@ def test_ex6_1_float32_and_inputs(ex):
     _unchanged([before], [x], "concentration_ratio")
 
 
+@exercise("6.1", "concentration_ratio")
+def test_ex6_1_devices_far_from_origin_extreme_scales(ex):
+    (x,) = draw(13, (20, 5))  # 20 points: torch.cdist takes its exact route (differences) below 25 rows
+    expected = _concentration64(x)
+    got, _ = call_requiring_grad(ex.concentration_ratio, x, name="concentration_ratio")
+    check_close(got, expected, rtol=1e-9, prop="points that require grad give the same ratio")
+    call_on_meta(ex.concentration_ratio, x, name="concentration_ratio")
+    check_close(ex.concentration_ratio(x + 1e6), expected, rtol=1e-7,
+                prop="float64 points far from the origin (offset 1e6) keep float64 accuracy",
+                hint="distances from the differences x_i - x_j (torch.cdist, or (x_i - x_j).norm()): "
+                     "|x|^2 + |y|^2 - 2 x.y cancels away the digits at this offset, and so does a float32 step")
+    for c in (1e-8, 1e8):
+        # float32: rtol 1e-4 covers float32 rounding of distances and of the mean over 20 points
+        check_close(ex.concentration_ratio((c * x).float()), expected, rtol=1e-4,
+                    prop=f"float32 points scaled by {c:g} give the same ratio (a ratio of distances has no units)",
+                    hint="nothing added to the distances or their squares (an epsilon of 1e-12 is large next to "
+                         "squared distances of 1e-16)")
+
+
 # ------------------------------------------------------------------------------------------------ 6.2 patch_stats
 
 
@@ -134,6 +165,29 @@ def test_ex6_2_float32_and_inputs(ex):
     _unchanged([before], [fmap], "patch_stats")
 
 
+@exercise("6.2", "patch_stats")
+def test_ex6_2_floor_between_values_far_from_origin_devices(ex):
+    signs = torch.tensor([[1.0, -1.0], [-1.0, 1.0]], dtype=torch.float64)  # a 2 x 2 patch of population variance 1
+    for var in (1e-6, 4e-6, 1e-2):  # variances near the 1e-6 inside the root, and one far above it
+        _, std = ex.patch_stats((signs * math.sqrt(var))[None, None], 2)
+        check_close(std, torch.full((1, 1, 1), math.sqrt(var + 1e-6), dtype=torch.float64), rtol=1e-10,
+                    prop=f"a patch of population variance {var:g}: std = sqrt({var:g} + 1e-6)",
+                    hint="1e-6 is added to the variance inside the root: not a floor max(std, 1e-3), not 1e-3 "
+                         "added to the std")
+    (fmap,) = draw(14, (2, 3, 4, 4))
+    ref = features.multiscale_features([fmap], patch_sizes=(2,))
+    mean, std = ex.patch_stats(fmap + 1e5, 2)
+    check_close(std, ref["s0.p2.std"], rtol=1e-9,
+                prop="a map far from the origin (offset 1e5, float64): the stds keep float64 accuracy",
+                hint="the variance is the mean of the squared deviations from the mean (torch.var does this); "
+                     "E[x^2] - E[x]^2 cancels away the digits at this offset")
+    check_close(mean - 1e5, ref["s0.p2.mean"], rtol=1e-9, atol=1e-9,
+                prop="a map far from the origin (offset 1e5, float64): the means are the means")
+    call_requiring_grad(ex.patch_stats, fmap, 2, name="patch_stats")
+    call_on_meta(ex.patch_stats, fmap, 2, name="patch_stats")
+    check_fresh_result(ex.patch_stats, fmap, 4, name="patch_stats")
+
+
 # ------------------------------------------------------------------------------------------------ 6.3 rescale_features
 
 
@@ -147,17 +201,19 @@ def test_ex6_3_matches_reference(ex):
     gen, pos = draw(6, (4, 10, 5), (4, 7, 5), scale=3.0)
     pos = pos + 2.0
     g_s, p_s, scale = ex.rescale_features(gen, pos)
-    check_tensor(scale, (), name="scale", hint="one number for the whole call: a 0-dimensional tensor")
-    check_close(scale, _scale64(gen, pos), rtol=1e-10,
-                prop="scale = mean of |gen_i - t_j| over groups, generated samples and targets t = [gen | pos]",
-                hint="plain distances; the targets are the generated samples AND the positives; each sample's zero "
-                "distance to itself counts in the mean")
+    s64 = _scale64(gen, pos)
+    check_close(g_s, gen / (s64 / math.sqrt(5)), rtol=1e-10,
+                prop="gen is divided by s / sqrt(C), s = mean of |gen_i - t_j| over groups, generated samples and "
+                     "targets t = [gen | pos]",
+                hint="plain distances (not squared); the targets are the generated samples AND the positives, each "
+                     "sample's zero distance to itself counted in the mean; then sqrt(C), not C")
+    check_close(p_s, pos / (s64 / math.sqrt(5)), rtol=1e-10, prop="pos is divided by the same s / sqrt(C)")
+    check_tensor(scale, (), name="the third value, s", hint="one number for the whole call: a 0-dimensional tensor")
+    check_close(scale, s64, rtol=1e-10,
+                prop="the third value is the scale s itself, the mean distance (the rescaled features are right)",
+                hint="return s, not s / sqrt(C) or another statistic")
     check_close(scale, torch.tensor(features.released_drift_loss(gen, pos)[1]["scale"], dtype=torch.float64), rtol=1e-9,
-                prop="scale equals the one drifting_min's released loss computes")
-    s = scale / math.sqrt(5)
-    check_close(g_s, gen / s, rtol=1e-10, prop="gen is divided by scale / sqrt(C)",
-                hint="sqrt(C), not C: a community port that used C got a flat kernel")
-    check_close(p_s, pos / s, rtol=1e-10, prop="pos is divided by the same scale / sqrt(C)")
+                prop="s equals the one drifting_min's released loss computes")
 
 
 @exercise("6.3", "rescale_features")
@@ -188,10 +244,39 @@ def test_ex6_3_scale_is_a_constant(ex):
                "rescaled features keep the dtype of the inputs (float32 here)", f"got {g_s.dtype}, {p_s.dtype}")
     w = torch.linspace(-1, 1, g_s.numel()).reshape(g_s.shape)
     (grad,) = torch.autograd.grad((g_s * w).sum(), gen)
-    check_close(grad, w * math.sqrt(3) / scale.detach(), rtol=1e-4,
+    s64 = _scale64(gen.detach(), pos)  # the right scale, whatever the third value returned
+    check_close(grad, w * math.sqrt(3) / s64, rtol=1e-4,
                 prop="d(gen / s)/d gen = 1 / s: the scale is a constant in the gradient (float32: rtol 1e-4)",
                 hint="with a gradient through the scale, moving one sample would rescale all the others")
     _unchanged(before, [gen.detach(), pos], "rescale_features")
+
+
+@exercise("6.3", "rescale_features")
+def test_ex6_3_devices_far_from_origin_extreme_scales_one_sample(ex):
+    gen, pos = draw(15, (2, 8, 4), (2, 9, 4))  # 17 targets: torch.cdist takes its exact route below 25
+    s64 = _scale64(gen, pos)
+    call_unchanged(ex.rescale_features, gen, pos)  # inputs that do not require grad keep not requiring it
+    call_requiring_grad(ex.rescale_features, gen, pos, name="rescale_features")
+    call_on_meta(ex.rescale_features, gen, pos, name="rescale_features")
+    _, _, far = ex.rescale_features(gen + 1e6, pos + 1e6)
+    check_close(far, s64, rtol=1e-8,
+                prop="features far from the origin (offset 1e6, float64): s keeps float64 accuracy",
+                hint="distances from differences (torch.cdist): |x|^2 + |y|^2 - 2 x.y cancels away the digits at this "
+                     "offset, and so does a float32 step")
+    for c in (1e-8, 1e8):
+        g_s, _, scale = ex.rescale_features((c * gen).float(), (c * pos).float())
+        # float32: rtol 1e-5 covers float32 rounding of 4-dimensional distances and their mean
+        check_close(scale, c * s64, rtol=1e-5, prop=f"float32 features scaled by {c:g}: s scales with them",
+                    hint="nothing added to the distances or their squares")
+        check_close(g_s, gen / (s64 / 2), rtol=1e-5,
+                    prop=f"float32 features scaled by {c:g}: the rescaled features do not change")
+    one_gen = torch.tensor([[[0.0, 0.0]]], dtype=torch.float64)
+    one_pos = torch.tensor([[[3.0, 4.0]]], dtype=torch.float64)
+    g_s, p_s, scale = ex.rescale_features(one_gen, one_pos)
+    check_close(scale, torch.tensor(2.5, dtype=torch.float64), rtol=1e-12,
+                prop="one group, one sample, one positive: s = (0 + 5) / 2, the self distance counted",
+                hint="the targets are [gen | pos]: the sample's zero distance to itself is one of the two")
+    check_close(p_s, one_pos / (2.5 / math.sqrt(2)), rtol=1e-12, prop="one sample: pos / (s / sqrt(C))")
 
 
 # ------------------------------------------------------------------------------------------------ 6.4 normalise_drifts
@@ -242,6 +327,23 @@ def test_ex6_4_floor_float32_and_inputs(ex):
     check_close(out, tiny.double() / 1e-4, rtol=1e-5,
                 prop="a force of RMS 1e-6 is divided by the floor 1e-4, not blown up to unit size",
                 hint="the floor is on the mean square (1e-8), i.e. 1e-4 on the RMS")
+
+
+@exercise("6.4", "normalise_drifts")
+def test_ex6_4_floor_between_values_devices(ex):
+    (f,) = draw(16, (2, 6, 3))
+    unit = f / f.square().mean().sqrt()
+    for rms in (1e-2, 3e-4, 1.5e-4):  # above the floor's 1e-4 (RMS): normalised to unit mean square
+        check_close(ex.normalise_drifts([rms * unit]), unit, rtol=1e-9,
+                    prop=f"a force of RMS {rms:g}, above the floor (1e-4 on the RMS), is normalised to unit size",
+                    hint="the floor is 1e-8 on the mean square, i.e. 1e-4 on the RMS: no higher")
+    for rms in (5e-5, 1e-6):  # below the floor: divided by 1e-4
+        check_close(ex.normalise_drifts([rms * unit]), rms * unit / 1e-4, rtol=1e-9,
+                    prop=f"a force of RMS {rms:g}, below the floor, is divided by 1e-4 (the floor), not by its RMS",
+                    hint="the floor is 1e-8 on the mean square, i.e. 1e-4 on the RMS: no lower")
+    call_requiring_grad(ex.normalise_drifts, [f, 3 * f], name="normalise_drifts")
+    call_on_meta(ex.normalise_drifts, [f, 3 * f], name="normalise_drifts")
+    check_fresh_result(ex.normalise_drifts, [unit], name="normalise_drifts")
 
 
 # ------------------------------------------------------------------------------------------------ 6.5 released_loss
@@ -311,3 +413,50 @@ def test_ex6_5_float32_small_tau_and_graph(ex):
                 prop="at tau = 0.02 in float32 the gradient agrees with float64 (rtol 2e-3: float32 rounding)",
                 hint="compute the softmaxes in log space; no float16/bfloat16")
     _unchanged(before, [gen32.detach(), pos32.detach()], "released_loss")
+
+
+@exercise("6.5", "released_loss")
+def test_ex6_5_outlier_with_clip_moves_toward_the_data(ex):
+    gen, pos = draw(40, (1, 12, 2), (1, 10, 2))
+    gen[0, 0] = torch.tensor([30.0, 0.0], dtype=torch.float64)  # a generated sample far from every target
+    nearest = pos[0][(pos[0] - gen[0, 0]).norm(dim=1).argmin()] - gen[0, 0]
+    for taus in ((0.02, 0.05, 0.2), (0.05,)):
+        g = gen.clone().requires_grad_(True)
+        got = ex.released_loss(g, pos, taus, True)
+        (grad,) = torch.autograd.grad(got, g)
+        ref_g = gen.clone().requires_grad_(True)
+        (ref_grad,) = torch.autograd.grad(_reference_loss(ref_g, pos, taus, True), ref_g)
+        step = -grad[0, 0]
+        cosine = float(step @ nearest / (step.norm() * nearest.norm()).clamp_min(1e-300))
+        check_true(cosine > 0.5, f"clip on, an outlier 30 scales away moves toward the data (taus {taus})",
+                   f"cosine between its step (-gradient) and the way to its nearest positive: {cosine:.4f} "
+                   "(the reference: above 0.9)",
+                   hint="attraction W+ t+ minus repulsion W- t-, with W+ = A+ rowsum(A-), W- = A- rowsum(A+); the +100 "
+                        "goes on the self distance (a distance, made larger), before the logits -d / tau")
+        check_close(grad, ref_grad, rtol=1e-6, atol=1e-15,
+                    prop=f"clip on, with an outlier: the gradient matches drifting_min (taus {taus})",
+                    hint="with the clip every affinity is at least 1e-3, the outlier's own self entry too")
+
+
+@exercise("6.5", "released_loss")
+def test_ex6_5_bf16_devices_far_from_origin(ex):
+    gen, pos = draw(41, (2, 10, 8), (2, 9, 8))  # 19 targets: torch.cdist takes its exact route below 25
+    g16 = gen.to(torch.bfloat16).requires_grad_(True)
+    p16 = pos.to(torch.bfloat16)
+    bf16_hint = ("bfloat16 and float16 features are computed in float32 (gen.float(), pos.float() first): "
+                 "softmaxes at tau = 0.02 in bf16 keep 3 significant digits, and some operations have no bf16 kernel")
+    got = call_checked(ex.released_loss, g16, p16, (0.02, 0.2), True, prop="released_loss accepts bfloat16 features",
+                       hint=bf16_hint)
+    check_dtype(got, torch.float32, name="the loss of bfloat16 features", hint=bf16_hint)
+    ref = _reference_loss(g16.detach(), p16, (0.02, 0.2), True)
+    # rtol 1e-5: the same float32 computation on the same bf16 values, summed in another order
+    check_close(got, ref, rtol=1e-5, prop="bfloat16 features: the float32 loss of their values")
+    got.backward()
+    check_true(g16.grad is not None and g16.grad.dtype == torch.bfloat16,
+               "the gradient reaches bfloat16 features, in their dtype", hint="convert with .to() (it keeps the graph)")
+    loss, _ = call_requiring_grad(ex.released_loss, gen, pos, (0.05,), False, name="released_loss")
+    call_on_meta(ex.released_loss, gen, pos, (0.05,), True, name="released_loss")
+    base = ex.released_loss(gen, pos, (0.02, 0.05, 0.2), True)
+    check_close(ex.released_loss(gen + 1e4, pos + 1e4, (0.02, 0.05, 0.2), True), base, rtol=1e-7,
+                prop="float64 features far from the origin (offset 1e4): the loss keeps float64 accuracy",
+                hint="distances from differences (torch.cdist); no float32 step for float64 input")

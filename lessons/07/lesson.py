@@ -26,11 +26,16 @@
 # **Objectives.** By the end you can
 #
 # 1. run the trainer, resume it, sample from it and measure its FID, and say what each file of a run holds;
-# 2. compute the Frechet distance between two Gaussians without a non-symmetric matrix square root;
-# 3. keep an exponential moving average of a network's weights, and say what its decay means in steps;
-# 4. write a data order that a resumed run reproduces exactly;
-# 5. assemble the feature-space loss of one batch through an encoder, as the trainer does;
+# 2. write a data order that a resumed run reproduces exactly (exercise 7.3);
+# 3. assemble the feature-space loss of one batch through an encoder, as the trainer does (exercise 7.4);
+# 4. keep an exponential moving average of a network's weights, and say what its decay means in steps
+#    (exercise 7.2);
+# 5. compute the Frechet distance between two Gaussians without a non-symmetric matrix square root
+#    (exercise 7.1);
 # 6. read an FID on this course's protocol: what the floor is, and why it is not a published CIFAR-10 number.
+#
+# The page follows the trainer, so it meets the exercises in the order 7.3, 7.4, 7.2, 7.1 (their numbers are
+# those of `exercises.py`, where they appear in the other order).
 #
 # **Time.** About 90 minutes: 45 of reading, 45 for the four exercises. Training itself (on a GPU) is extra.
 #
@@ -39,19 +44,23 @@
 
 # %%
 import dataclasses
+import json
 import math
 import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from PIL import Image
 
 from course import check_exercise, learner_or_reference, load_exercises
+from course.loader import LESSONS
 from drifting_min import features
 from drifting_min.cifar import train
 from drifting_min.cifar.config import CifarConfig
 from drifting_min.cifar.encoder import Encoder
 from drifting_min.cifar.generator import Generator
+from drifting_min.cifar.precision import choose_precision
 
 torch.set_num_threads(1)  # the site builds on one core; every cell below takes at most a few seconds there
 ex = load_exercises("07")
@@ -385,7 +394,8 @@ show(fig)
 # ## 6. Mixed precision, and where float32 is kept
 #
 # On a GPU the generator and the encoder run under bf16 autocast: their convolutions then use the GPU's bf16
-# tensor cores and move half the bytes. Three places stay float32:
+# tensor cores and move half the bytes (on a GPU without fast bf16, such as a T4, fp16 with a gradient scaler:
+# section 10). Three places stay float32:
 #
 # * **distances and softmaxes.** bf16 keeps 8 significant bits: between 1 and 2 its numbers are $2^{-7}
 #   \approx 0.008$ apart. A rescaled distance near 1 is then known to $\pm 0.004$, and at $R = 0.02$ the
@@ -607,11 +617,201 @@ print(f"each rank its own groups, gradients averaged: relative difference "
       f"{float((own_groups - one_process).norm() / norm):.2f}")
 
 # %% [markdown]
-# ## 10. What to expect
+# ## 10. No GPU of your own
+#
+# Colab's free tier lends a GPU for a session, usually an NVIDIA T4: 16 GB of memory, compute capability 7.5,
+# tensor cores for fp16 but not for bf16. The trainer's default `--amp auto` reads the capability and trains
+# there in fp16 with a gradient scaler (section 6 explains what stays float32); it prints its choice at the
+# start, and the run's `config.json` records it as `"amp": "fp16"`. On an A100, H100 or newer it picks bf16, on
+# a CPU float32:
+
+# %%
+device = train.pick_device("auto")
+precision, why = choose_precision("auto", device)
+print(f"this machine: {device}, {precision} ({why})")
+
+# %% [markdown]
+# In a new Colab notebook, pick *Runtime > Change runtime type > T4 GPU*, then run these cells, one a cell.
+# First, which GPU you got (the trainer's choice follows `compute_cap`):
+#
+# ```python
+# !nvidia-smi --query-gpu=name,compute_cap,memory.total --format=csv
+# ```
+#
+# The course, installed without its dependencies: Colab already has torch with CUDA, NumPy, Matplotlib, tqdm and
+# Pillow, and `--no-deps` keeps its torch instead of the version `requirements.txt` pins. Put the address of
+# this course's repository (the one you cloned) in `REPO`:
+#
+# ```python
+# REPO = "https://..."  # the address of this course's repository
+# !git clone --depth 1 {REPO} drifting-course
+# %cd drifting-course
+# !pip install --quiet --no-deps -e .
+# ```
+#
+# The run folder on Google Drive, so that the checkpoints outlive the session:
+#
+# ```python
+# from google.colab import drive
+# drive.mount("/content/drive")
+# RUN = "/content/drive/MyDrive/drifting/runs/t4"
+# ```
+#
+# Training with the defaults (an own encoder, then 10,000 generator steps of 512 + 512 images), each invocation
+# capped at an hour. It downloads CIFAR-10 first (about 170 MB, md5-checked). When the
+# session ends or the hour is up, run the same cell again: it resumes from the last checkpoint.
+#
+# ```python
+# !python -m drifting_min.cifar train --out {RUN} --minutes 60
+# ```
+#
+# Then the samples and the curves:
+#
+# ```python
+# !python -m drifting_min.cifar sample --out {RUN}
+# !python -m drifting_min.cifar plot --out {RUN}
+# from IPython.display import Image, display
+# display(Image(f"{RUN}/samples/grid.png"), Image(f"{RUN}/curves.png"))
+# ```
+#
+# **How long: estimates, not measurements.** No run on a T4 has been timed yet; until one is, these numbers come
+# from counting the work. `python bench/cifar_flops.py --rates 16 4 6.5 2.4` counts (on a CPU, in a few
+# minutes) 2.02 TFLOP for one generator step at the defaults, 1.58 of them in the networks (run in fp16) and
+# 0.44 in the float32 field, and 0.96 PFLOP for the whole encoder stage; the step's peak memory there, all in
+# float32, is 4.5 GiB, well inside the T4's 16 GB. The T4's peaks are 65 TFLOP/s in fp16
+# on its tensor cores and 8.1 in float32. At a quarter of the first and half of the second (16 and 4) a step
+# takes 0.21 s and the 10,000 steps 35 minutes; at a tenth and 30% (6.5 and 2.4), 0.43 s and 71 minutes. The
+# encoder stage adds 1 to 3 minutes, the download a minute or two. So expect **40 to 75 minutes** on a T4, or
+# more: the count leaves out memory traffic and the elementwise work. `--gen-steps 5000` halves the generator's
+# part (the schedule follows the shorter run). The measured time, once there is one, replaces this paragraph.
+#
+# ## 11. What to expect
+#
+# ### On a CPU: the `cpu` preset
+#
+# ```bash
+# python -m drifting_min.cifar train --preset cpu --out runs/cpu --threads 2   # encoder, then generator
+# python -m drifting_min.cifar fid --out runs/cpu --n 2000 --inception PATH --ref-stats PATH
+# ```
+#
+# CPU_PRESET_PROSE
+#
+# **How the preset was found.** `bench/cifar_cpu_recipe.py screen` trains each configuration below from the
+# same start (class-conditional, generator width 16, 80 + 80 images a step, learning rate $10^{-3}$, EMA 0.99,
+# every feature) with one change each, for the same budget of two minutes of *process CPU time* on one
+# thread (the machine was shared with other work, so CPU time, not wall time, is what each configuration
+# got alike), with one shared encoder (width 16, two epochs, 67.3% test accuracy), and scores its EMA weights
+# with a judge that owes nothing to the run (`bench/cifar_judge.py`: another architecture, seed and optimiser,
+# trained on the training images; its accuracy on the real test images is printed beside it): the share of the
+# class-$c$ samples it calls class $c$, the same share by the run's own encoder, and the Frechet distance between
+# the judge's features of 2,000 samples and of the 10,000 test images (judge-FD, a cheap stand-in for FID while
+# screening). The table is made from the records in `docs/results/cifar_cpu/`:
+
+# %%
+RECORDS = LESSONS.parent / "docs" / "results" / "cifar_cpu"
+screen = sorted((json.loads(p.read_text()) for p in RECORDS.glob("screen-*.json")),
+                key=lambda r: r.get("judge_fd", float("inf")))
+print(f"{'configuration':<12} {'change':<44} {'steps':>5} {'img/CPU s':>9} {'judge-FD':>8} {'agree':>6} "
+      f"{'own enc':>7}")
+for r in screen:
+    change = ", ".join(f"{k}={v}" for k, v in r["overrides"].items()) or "(the starting point)"
+    agree, own = r.get("judge_agreement"), r.get("own_encoder_agreement")
+    print(f"{r['name']:<12} {change[:44]:<44} {r['steps']:>5} {r['images_per_cpu_s']:>9.0f} "
+          f"{r.get('judge_fd', float('nan')):>8.2f} {'-' if agree is None else f'{agree:.3f}':>6} "
+          f"{'-' if own is None else f'{own:.3f}':>7}")
+if screen:
+    print(f"judge: {screen[0]['judge_test_accuracy']:.3f} accuracy on the real test images; chance 0.100")
+
+# %% [markdown]
+# What the screen says (one seed each, so a difference in judge-FD below about one is not established):
+#
+# * **Conditioning is the largest effect.** The unconditional generator, at the same CPU time, scores 15.5
+#   against 8.1: a per-class group compares a generated bird only with real birds, so the field does not have to
+#   sort the classes out of one mixture. The `cpu` preset, and now the `gpu` preset too, are class-conditional.
+# * **In a run this short, the larger step wins**: a learning rate of $3\times10^{-4}$ scores 12.1 against 8.1 at
+#   $10^{-3}$.
+# * **What costs time without paying for it.** A generator of width 32 or 16 images of each class instead of 8
+#   both halve the steps that fit in the budget and score worse (9.4, 9.9). Leaving out the per-location
+#   vectors of the encoder's stages makes a step a fifth cheaper (190 against 158 images a CPU second) and scores
+#   no worse (7.4, agreement 0.485 against 0.491); leaving out the whole 16x16 stage is cheaper still but worse
+#   (9.7): its means and standard deviations carry what the coarser stages do not. The raw pixels and the
+#   smallest temperature change little at this length (8.1, 7.7).
+# * **The generator learns to please its own encoder more than the judge**: the run's own encoder calls 69-75%
+#   of the samples by their class, the judge 44-50%. The gap is the part of "looking like a bird" that the
+#   generator found in the features it is trained against but that another network does not see.
+#
+# **The preset at full length, and a peer at the same budget.** The grids below are the `cpu` preset's EMA
+# samples (one row per class: airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck) at three
+# points of its run; the curves are the judge's scores along the run and each temperature's raw drift. The
+# peer is a small GAN (`bench/cifar_gan_peer.py`: the same generator and EMA, a spectrally normalised
+# projection discriminator, the non-saturating loss) trained on the same machine for the same CPU time,
+# scored by the same FID and judge.
+
+# %%
+finals = {r["name"]: r for r in (json.loads(p.read_text()) for p in sorted(RECORDS.glob("final-*.json")))}
+drift = finals.get("cpu")
+if drift is not None:
+    grids = sorted(RECORDS.glob("cpu-step_*.png"))
+    fig, axes = plt.subplots(1, len(grids), figsize=(4.2 * len(grids), 4.4))
+    for ax, path in zip(np.atleast_1d(axes), grids):
+        ax.imshow(Image.open(path))
+        ax.set_title(f"step {int(path.stem.split('_')[-1])}", fontsize=10)
+        ax.axis("off")
+    show(fig)
+    fig, (ax_judge, ax_raw) = plt.subplots(1, 2, figsize=(11, 3.6))
+    steps = [j["step"] for j in drift["judged"]]
+    ax_judge.plot(steps, [j["judge_agreement"] for j in drift["judged"]], "o-", label="judge's agreement")
+    ax_judge.plot(steps, [j["own_encoder_agreement"] for j in drift["judged"]], "s--",
+                  label="own encoder's agreement")
+    ax_judge.axhline(drift["judged"][-1]["judge_test_accuracy"], color="gray", lw=0.8,
+                     label="judge on real test images")
+    ax_judge.axhline(0.1, color="gray", ls=":", lw=0.8, label="chance")
+    ax_judge.set_xlabel("step")
+    ax_judge.set_ylim(0, 1)
+    ax_judge.legend(fontsize=8)
+    ax_fd = ax_judge.twinx()
+    ax_fd.plot(steps, [j["judge_fd"] for j in drift["judged"]], "^-", color="C3")
+    ax_fd.set_ylabel("judge-FD (2,000 samples)", color="C3")
+    log = drift["log"]
+    for i, tau in enumerate(drift["config"]["taus"]):
+        ax_raw.plot([ln["step"] for ln in log], [ln["raw_drift_sq"][i] for ln in log], label=f"tau = {tau}")
+    ax_raw.set_yscale("log")
+    ax_raw.set_xlabel("step")
+    ax_raw.set_title("raw mean square drift (summed over features)", fontsize=10)
+    ax_raw.legend(fontsize=8)
+    show(fig)
+
+print(f"{'run':<10} {'CPU min':>7} {'steps':>6} {'FID-2k':>7} {'floor':>6} {'judge agree':>11} {'own enc':>8}")
+for name, r in finals.items():
+    fid = next((f for f in r["fid"] if f.get("n") == 2000), None)
+    last = r["judged"][-1]
+    agree, own = last.get("judge_agreement"), last.get("own_encoder_agreement")
+    print(f"{name:<10} {r['cpu_time_s'] / 60:>7.1f} {r['steps']:>6} "
+          f"{'-' if fid is None else format(fid['fid'], '.1f'):>7} {16.19:>6.2f} "
+          f"{'-' if agree is None else format(agree, '.3f'):>11} {'-' if own is None else format(own, '.3f'):>8}")
+
+# %% [markdown]
+# CPU_FINAL_PROSE
+#
+# ### On a GPU
 #
 # **No GPU result of this trainer is published yet:** the run on a GPU is still to be done, and this page will
-# show its numbers (FID against the floor, samples, time) when it has them. Until then, here is what a run
-# does, and what others found.
+# show its numbers (FID against the floor, samples, time) when it has them.
+#
+# **The `gpu` preset, derived from the CPU.** It is the defaults (encoder width 48 for 15 epochs, generator width 64,
+# 10,000 steps, learning rate $3\times10^{-4}$ with cosine decay, EMA 0.999, every feature) with one change that the
+# CPU screen measured as its largest effect: the generator is class-conditional, with 64 generated and 64 real images
+# of each class a step (640 + 640), the paper's per-class count. What the screen found for a run of a few hundred
+# steps (a larger learning rate, fewer features) is not carried over: on a GPU the budget is 10,000 steps, not 2,000,
+# and none of it was measured at that length. Counted on the CPU before any GPU is used
+# (`python bench/cifar_flops.py --preset gpu --rates 200 50 100 25`, two steps of the preset in float32 under
+# `torch.utils.flop_counter`): 2.19 TFLOP a step (1.97 in the networks, which autocast runs in bf16, and 0.21 in the
+# field, kept in float32: per-class groups of 64 + 64 make the field a tenth of the step, where one group of 512 +
+# 512 made it a fifth), 0.96 PFLOP for the encoder stage, and 5.2 GiB of float32 activations a step (8.2 MiB a
+# generated image; bf16 halves the networks' share). At a sustained 100 TFLOP/s in bf16 and 25 in float32, a
+# quarter of an H100's dense peak, that is 0.028 s a step (23,000 generated images a second) and 5 minutes for the
+# 10,000 steps: the first GPU call fits its 8 minutes, and `--minutes 8` ends it with a checkpoint if the rate is
+# lower. Those times are lower bounds from counted work, not measurements.
 #
 # * The encoder stage trains first and prints its test accuracy (it is cached: a resumed run skips it).
 # * The loss stays near a constant: each temperature's force is normalised to unit size, so the loss measures

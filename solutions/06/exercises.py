@@ -6,8 +6,8 @@ published code compares them group by group, so a feature's tensor is shaped
 
     [G, N, C]     G groups (e.g. one per location of a feature map), N samples, C channels.
 
-The released implementation's batch loss (lesson 06, section 5) works on such tensors: one scale per call
-(the mean distance, no gradient), coordinates divided by scale / sqrt(C), the double softmax with a clip,
+The released implementation's batch loss (lesson 06, section 6) works on such tensors: one scale s per call
+(the mean distance, no gradient), coordinates divided by s / sqrt(C), the double softmax with a clip,
 each temperature's force normalised to unit mean square, the loss the mean squared distance to the goal.
 """
 
@@ -79,32 +79,32 @@ def patch_stats(fmap: torch.Tensor, p: int) -> tuple[torch.Tensor, torch.Tensor]
 
 
 def rescale_features(gen: torch.Tensor, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Divide a feature's coordinates by scale / sqrt(C), so that its mean distance becomes sqrt(C).
+    """Divide a feature's coordinates by s / sqrt(C), so that its mean distance becomes sqrt(C).
 
     Args:
         gen: generated features, G x N x C (queries; they may carry a graph).
         pos: data features, G x M x C.
 
-    The scale is one number for the whole call, the mean distance from every generated sample to every target
+    The scale s is one number for the whole call, the mean distance from every generated sample to every target
     of the same group, over the targets [gen | pos] (the generated samples themselves included, each one's zero
     distance to itself counted):
 
-        scale = (1/(G N (N + M))) sum_g sum_i sum_j |gen[g, i] - t[g, j]|,      t[g] = [gen[g] | pos[g]]
+        s = (1/(G N (N + M))) sum_g sum_i sum_j |gen[g, i] - t[g, j]|,      t[g] = [gen[g] | pos[g]]
 
     It is a statistic of the batch, not something to optimise: it carries no gradient.
 
     Returns:
-        (gen / s, pos / s, scale) with s = scale / sqrt(C): the two rescaled tensors in the dtype of gen
-        (gen's rescaled copy still carries gen's graph, with s a constant) and scale as a 0-dimensional
-        tensor with no graph. The inputs are not modified.
+        (gen / (s / sqrt(C)), pos / (s / sqrt(C)), s): the two rescaled tensors in the dtype of gen (gen's
+        rescaled copy still carries gen's graph, with s a constant) and the scale s itself (not s / sqrt(C)) as
+        a 0-dimensional tensor with no graph. The inputs are not modified.
     """
-    # BEGIN SOLUTION 6.3: targets = cat([gen, pos], dim=1) (detached); scale = torch.cdist(gen, targets).mean() with no gradient; s = scale / sqrt(C); return gen / s, pos / s, scale
+    # BEGIN SOLUTION 6.3: targets = cat([gen, pos], dim=1) (detached); s = torch.cdist(gen, targets).mean() with no gradient; coord = s / sqrt(C); return gen / coord, pos / coord, s
     c = gen.shape[-1]
     with torch.no_grad():  # a batch statistic: no gradient flows through it
         targets = torch.cat([gen, pos], dim=1)  # G x (N + M) x C
-        scale = torch.cdist(gen, targets).mean()
-    s = scale / c**0.5  # sqrt(C), not C: a typical distance of sqrt(C) is what unit-scale coordinates give
-    return gen / s, pos / s, scale
+        scale = torch.cdist(gen, targets).mean()  # s
+    coord = scale / c**0.5  # s / sqrt(C): the coordinates' unit, so that the mean distance becomes sqrt(C)
+    return gen / coord, pos / coord, scale
     # END SOLUTION
 
 
@@ -142,8 +142,9 @@ def released_loss(
 
     Within each group g, with the targets t = [gen (detached) | pos] (N + M of them) and no gradient:
 
-    1. (x, t, scale) by ``rescale_features``: coordinates divided by s = scale / sqrt(D);
-    2. distances divided by the scale, dn = |gen_i - t_j| / scale, and + 100 on each sample's distance to
+    1. ``rescale_features(gen, pos)`` gives (gen / (s / sqrt(D)), pos / (s / sqrt(D)), s): x is the first,
+       detached, and the rescaled targets are [x | the second];
+    2. distances divided by the scale, dn = |gen_i - t_j| / s, and + 100 on each sample's distance to
        itself (the entry j = i of the first block: it is in effect excluded);
     3. for each temperature tau: logits l = -dn / tau; A = sqrt(softmax over targets(l) * softmax over the
        generated samples(l)), and with ``clip`` sqrt(max(that product, 1e-6)) instead, so every affinity is at
@@ -151,18 +152,24 @@ def released_loss(
        W+ = A+ * rowsum(A-), W- = A- * rowsum(A+); the force in rescaled coordinates
        F_tau = W+ t+ - W- t- - (rowsum(W+) - rowsum(W-)) x;
     4. F = ``normalise_drifts`` of the forces; the goal is x + F (a constant);
-    5. the loss is the mean over groups, samples and dimensions of (gen / s - goal)^2.
+    5. the loss is the mean over groups, samples and dimensions of (gen / (s / sqrt(D)) - goal)^2.
+
+    Dtypes: float64 features are computed in float64; float32, bfloat16 and float16 features in float32 (as
+    the released code keeps distances and softmaxes in float32 under bf16 autocast), so the loss is float64 for
+    float64 input and float32 otherwise.
 
     Returns:
         A 0-dimensional tensor whose gradient reaches gen only.
     """
-    # BEGIN SOLUTION 6.5: rescale with 6.3; with no grad: dn = cdist / scale + 100 on the self entries; per tau the (clipped) double softmax in log space, cross-weighted force, summed with 6.4; goal = x + F; loss = ((gen / s - goal)^2).mean()
+    # BEGIN SOLUTION 6.5: float32 for anything but float64; rescale with 6.3; with no grad: dn = cdist / s + 100 on the self entries; per tau the (clipped) double softmax in log space, cross-weighted force, summed with 6.4; goal = x + F; loss = ((gen / (s / sqrt(D)) - goal)^2).mean()
+    dtype = torch.float64 if gen.dtype == torch.float64 else torch.float32  # bf16 / float16: float32 inside
+    gen, pos = gen.to(dtype), pos.to(dtype)
     n = gen.shape[1]
     gen_s, pos_s, scale = rescale_features(gen, pos)
     with torch.no_grad():
         x = gen_s.detach()
         targets = torch.cat([x, pos_s], dim=1)  # G x (N + M) x D, rescaled
-        # Distances relative to the scale (unchanged by the rescaling of coordinates: both are / s, then * s).
+        # Distances relative to the scale s (the rescaling of the coordinates would only cancel out here).
         dn = torch.cdist(gen.detach(), torch.cat([gen.detach(), pos.detach()], dim=1)) / scale
         dn = dn + 100.0 * torch.eye(n, n + pos.shape[1], dtype=dn.dtype, device=dn.device)  # the self distances
         forces = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from course.mistakes import Mistake
@@ -198,6 +199,39 @@ def _score_centred_in_place(x, mean, cov):
     return -torch.linalg.solve(cov, centred.T).T
 
 
+def _score_numpy(x, mean, cov):
+    """np.linalg.solve on the tensors' values: no graph, CPU only."""
+    return torch.from_numpy(-np.linalg.solve(cov.numpy(), (x - mean).numpy().T).T)
+
+
+def _kl_identity_on_cpu(mean_q, cov_q, mean_p, cov_p):
+    """The trace as the sum of (Sigma_p^-1 Sigma_q) * I, the identity made on the CPU."""
+    d = mean_q.shape[0]
+    prec_p = torch.linalg.inv(cov_p)
+    diff = mean_p - mean_q
+    return 0.5 * ((prec_p @ cov_q * torch.eye(d, dtype=cov_p.dtype)).sum() + diff @ prec_p @ diff - d
+                  + torch.logdet(cov_p) - torch.logdet(cov_q))
+
+
+def _mc_numpy_error(f, m):
+    def kl_monte_carlo(x, log_q, log_p):
+        terms = log_q(x) - log_p(x)
+        error = np.std(terms.numpy(), ddof=1) / math.sqrt(len(terms))
+        return terms.mean(), torch.tensor(error, dtype=terms.dtype)
+    return kl_monte_carlo
+
+
+def _gradient_marks_chol(f, m):
+    def kl_gradient_pathwise(eps, mean_q, chol_q, mean_p, cov_p):
+        chol_q.requires_grad_(True)  # "to be safe": the caller's tensor now tracks gradients
+        return f(eps, mean_q, chol_q.detach(), mean_p, cov_p)
+    return kl_gradient_pathwise
+
+
+def _drift_fixed_step(f, m):
+    return lambda x0, mean_p, cov_p, step, n_steps: f(x0, mean_p, cov_p, 0.05, n_steps)
+
+
 MISTAKES = [
     Mistake("1.1", "gaussian_score", "flipped sign", lambda f, m: _negated(f)),
     Mistake("1.1", "gaussian_score", "covariance instead of its inverse", _score_with_cov),
@@ -228,4 +262,9 @@ MISTAKES = [
     Mistake("1.6", "drift_particles", "q fitted once, never refitted", lambda f, m: _drift_loop(m, refit=False)),
     Mistake("1.6", "drift_particles", "covariance divided by N - 1", lambda f, m: _drift_loop(m, ddof=1)),
     Mistake("1.6", "drift_particles", "off by one: recorded after each move, x0 missing", _drift_records_after_moving),
+    Mistake("1.1", "gaussian_score", "through numpy (np.linalg.solve)", lambda f, m: _score_numpy),
+    Mistake("1.2", "gaussian_kl", "an identity made on the CPU", lambda f, m: _kl_identity_on_cpu),
+    Mistake("1.3", "kl_monte_carlo", "the standard error through numpy", _mc_numpy_error),
+    Mistake("1.5", "kl_gradient_pathwise", "sets requires_grad on the caller's L", _gradient_marks_chol),
+    Mistake("1.6", "drift_particles", "step size fixed at 0.05", _drift_fixed_step),
 ]

@@ -175,6 +175,48 @@ def _tweedie_hard_nearest(correct, module):
     return wrong
 
 
+def _distances_expanded(x, y, squared=False):
+    """|x|^2 + |y|^2 - 2 x.y: exact in exact arithmetic, no digits left far from the origin."""
+    sq = (x.square().sum(1)[:, None] + y.square().sum(1)[None, :] - 2 * x @ y.T).clamp_min(0)
+    return sq if squared else sq.sqrt()
+
+
+def _distances_epsilon(x, y, squared=False):
+    """An epsilon under the root "for a finite gradient at zero"."""
+    sq = (x[:, None, :] - y[None, :, :]).square().sum(-1)
+    return sq if squared else (sq + 1e-12).sqrt()
+
+
+def _log_density_tau_fixed(f, m):
+    return lambda x, data, tau: f(x, data, 0.7)
+
+
+def _log_density_numpy(x, data, tau):
+    """scipy-style: the log-sum-exp in numpy, on the tensors' values."""
+    import numpy as np
+
+    d2 = ((x[:, None, :] - data[None, :, :]) ** 2).sum(-1).numpy()
+    logits = -d2 / (2 * tau**2)
+    top = logits.max(1, keepdims=True)
+    lse = (top + np.log(np.exp(logits - top).sum(1, keepdims=True)))[:, 0]
+    value = lse - math.log(data.shape[0]) - x.shape[1] / 2 * math.log(2 * math.pi * tau**2)
+    return torch.from_numpy(value).to(x.dtype)
+
+
+def _score_expanded(x, data, tau):
+    """Weights from |x|^2 + |y|^2 - 2 x.y."""
+    d2 = x.square().sum(1)[:, None] + data.square().sum(1)[None, :] - 2 * x @ data.T
+    w = torch.softmax(-d2 / (2 * tau**2), dim=1)
+    return (w @ data - x) / tau**2
+
+
+def _tweedie_cpu_zeros(x, data, tau):
+    """The posterior mean accumulated into a tensor made on the CPU."""
+    w = torch.softmax(-(x[:, None, :] - data[None, :, :]).square().sum(-1) / (2 * tau**2), dim=1)
+    out = torch.zeros(x.shape, dtype=x.dtype)
+    return out + w @ data
+
+
 MISTAKES = [
     Mistake("2.1", "pairwise_distances", "squared flag ignored (always plain)", _distances_ignore_flag),
     Mistake("2.1", "pairwise_distances", "squared distance returned when plain asked", _distances_always_squared),
@@ -203,4 +245,10 @@ MISTAKES = [
     Mistake("2.4", "tweedie_denoise", "hard nearest data point", _tweedie_hard_nearest),
     Mistake("2.4", "tweedie_denoise", "posterior mean in float64 whatever the input dtype",
             lambda f, m: lambda x, data, tau: f(x.double(), data.double(), tau)),
+    Mistake("2.1", "pairwise_distances", "|x|^2 + |y|^2 - 2 x.y", lambda f, m: _distances_expanded),
+    Mistake("2.1", "pairwise_distances", "1e-12 under the root", lambda f, m: _distances_epsilon),
+    Mistake("2.2", "kde_log_density", "tau fixed at 0.7", _log_density_tau_fixed),
+    Mistake("2.2", "kde_log_density", "the log-sum-exp in numpy", lambda f, m: _log_density_numpy),
+    Mistake("2.3", "kde_score", "weights from |x|^2 + |y|^2 - 2 x.y", lambda f, m: _score_expanded),
+    Mistake("2.4", "tweedie_denoise", "accumulated into a tensor made on the CPU", lambda f, m: _tweedie_cpu_zeros),
 ]

@@ -133,6 +133,49 @@ def _rho(*, weights="laplace", form="right"):
     return rho
 
 
+# ------------------------------------------------------------------------------------------------ identity, accuracy
+
+GAUSSIAN = "gaussian"  # a module constant: `kernel is GAUSSIAN` holds for the literal, not for a name built later
+
+
+def _by_identity(f):
+    """The kernel name compared with `is`: a name built at run time falls through to the other kernel."""
+    def wrong(*args, kernel="gaussian"):
+        return f(*args, "gaussian" if kernel is GAUSSIAN else "laplace")
+    return wrong
+
+
+def _mean_shift_identity(f, m):
+    return lambda x, targets, tau, kernel="gaussian": _by_identity(f)(x, targets, tau, kernel=kernel)
+
+
+def _drift_identity(f, m):
+    return lambda x, y_pos, y_neg, tau, kernel="gaussian": _by_identity(f)(x, y_pos, y_neg, tau, kernel=kernel)
+
+
+def _batch_identity(f, m):
+    def batch_drift_field(x, y_pos, y_neg=None, tau=0.05, kernel="laplace"):
+        return f(x, y_pos, y_neg, tau, "gaussian" if kernel is GAUSSIAN else "laplace")
+    return batch_drift_field
+
+
+def _mean_shift_expanded(x, targets, tau, kernel="gaussian"):
+    sq = (x.square().sum(1)[:, None] + targets.square().sum(1)[None, :] - 2 * x @ targets.T).clamp_min(0)
+    logits = -sq / (2 * tau**2) if kernel == "gaussian" else -sq.sqrt() / tau
+    return torch.softmax(logits, dim=1) @ targets - x
+
+
+def _find_modes_fixed_steps(f, m):
+    return lambda x0, data, tau, n_steps=50: f(x0, data, tau, 2)
+
+
+def _preconditioner_float32(x, data, tau):
+    """Distances in float32 "for speed", cast back."""
+    r = (x.float()[:, None, :] - data.float()[None, :, :]).norm(dim=-1)
+    weights = torch.softmax(-r / tau, dim=1)
+    return (tau * (tau + (weights * r).sum(1, keepdim=True))).to(x.dtype)
+
+
 MISTAKES = [
     # 3.1 mean_shift
     Mistake("3.1", "mean_shift", "flipped sign (x - mean instead of mean - x)",
@@ -218,6 +261,13 @@ MISTAKES = [
             lambda f, m: _batch_with(detach=False)),
     Mistake("3.6", "batch_drift_field", "both softmaxes written as exp / sum (0 / 0 in float32 at a small temperature)",
             lambda f, m: _batch_with(naive=True)),
+    Mistake("3.1", "mean_shift", "kernel name compared with `is`", _mean_shift_identity),
+    Mistake("3.1", "mean_shift", "distances from |x|^2 + |y|^2 - 2 x.y", lambda f, m: _mean_shift_expanded),
+    Mistake("3.2", "find_modes", "n_steps fixed at 2", _find_modes_fixed_steps),
+    Mistake("3.3", "drift_field", "kernel name compared with `is`", _drift_identity),
+    Mistake("3.4", "drift_field_joint", "kernel name compared with `is`", _drift_identity),
+    Mistake("3.5", "laplace_preconditioner", "distances in float32, cast back", lambda f, m: _preconditioner_float32),
+    Mistake("3.6", "batch_drift_field", "kernel name compared with `is`", _batch_identity),
 ]
 
 
@@ -244,4 +294,3 @@ def _batch_with(**slip):
         return _batch(x, y_pos, y_neg, tau, kernel, **slip)
 
     return run
-

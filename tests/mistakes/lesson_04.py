@@ -186,6 +186,42 @@ def _shift(x, targets, tau, squared=False, mask=False, naive=False):
     return weights @ targets - x
 
 
+def _loss_numpy(x, drift):
+    """The mean of the squares in numpy on detached values, wrapped back into a tensor: no graph, CPU only."""
+    import numpy as np
+
+    target = (x + drift).detach()
+    value = np.mean(np.sum((x.detach().numpy() - target.numpy()) ** 2, axis=1))
+    return torch.tensor(value, dtype=x.dtype)
+
+
+def _multi_raw_tensors(f, m):
+    def multi_temperature_drift(x, y_pos, taus):
+        total, raw = f(x, y_pos, taus)
+        return total, [torch.tensor(r, dtype=x.dtype) for r in raw]  # 0-d tensors, not Python floats
+    return multi_temperature_drift
+
+
+def _step_two_calls(f, m):
+    def generator_step(generator, optimizer, noise, y_pos, taus):
+        optimizer.zero_grad()
+        with torch.no_grad():
+            v, raw = m.multi_temperature_drift(generator(noise), y_pos, taus)  # one call for the field
+        x = generator(noise)  # another for the loss
+        loss = m.drift_loss(x, v)
+        loss.backward()
+        optimizer.step()
+        return float(loss.detach()), raw
+    return generator_step
+
+
+def _unbalanced_float32(x, y_pos, tau, attraction, repulsion):
+    """Computed in float32 "for speed", cast back."""
+    xf, yf = x.float(), y_pos.float()
+    v_pos, v_neg = dm.mean_shift(xf, yf, tau, kernel="laplace"), dm.mean_shift(xf, xf, tau, kernel="laplace")
+    return (attraction * v_pos - repulsion * v_neg).to(x.dtype)
+
+
 MISTAKES = [
     Mistake("4.1", "drift_loss", "forgotten stop-gradient", _loss_without_stopgrad),
     Mistake("4.1", "drift_loss", "target x - V instead of x + V (flipped sign)", _loss_target_minus_v),
@@ -214,5 +250,9 @@ MISTAKES = [
             lambda f, m: lambda x, y, tau, a, r: a * _shift(x, y, tau) - r * _shift(x, x, tau, mask=True)),
     Mistake("4.5", "unbalanced_drift", "softmax written as exp / sum (0 / 0 in float32 at a small temperature)",
             lambda f, m: lambda x, y, tau, a, r: a * _shift(x, y, tau, naive=True) - r * _shift(x, x, tau, naive=True)),
+    Mistake("4.1", "drift_loss", "the loss through numpy", lambda f, m: _loss_numpy),
+    Mistake("4.2", "multi_temperature_drift", "raw energies as 0-d tensors, not Python floats", _multi_raw_tensors),
+    Mistake("4.4", "generator_step", "the generator called twice (field and loss)", _step_two_calls),
+    Mistake("4.5", "unbalanced_drift", "computed in float32, cast back", lambda f, m: _unbalanced_float32),
 ]
 

@@ -135,6 +135,37 @@ def _coverage_strict_threshold(samples, centres, std):
     return near, int((near > 0.05).sum())
 
 
+def _energy_expanded(a, b):
+    """Mean distances from |a|^2 + |b|^2 - 2 a.b."""
+    def mean_distance(p, q):
+        sq = p.square().sum(1)[:, None] + q.square().sum(1)[None, :] - 2 * p @ q.T
+        return sq.clamp_min(0).sqrt().mean()
+    return 2 * mean_distance(a, b) - mean_distance(a, a) - mean_distance(b, b)
+
+
+def _train_two_calls(f, m):
+    def train_step(generator, optimizer, noise, y_pos, cfg):
+        optimizer.zero_grad()
+        with torch.no_grad():  # one call for the field
+            v, _ = dm.multi_temperature_drift(generator(noise), y_pos, None, cfg.taus, cfg.kernel, cfg.normalisation,
+                                              cfg.normalise_each)
+        x = generator(noise)  # another for the loss
+        loss = (x - (x + v).detach()).square().sum(1).mean()
+        loss.backward()
+        optimizer.step()
+        return float(loss.detach())
+    return train_step
+
+
+def _coverage_rule(*, bound=3.0, threshold=0.05, count_tensor=False):
+    def mode_coverage(samples, centres, std):
+        near = (torch.cdist(samples, centres.to(samples.dtype)) <= bound * std).to(samples.dtype)
+        fractions = near.mean(dim=0)
+        count = (fractions >= threshold).sum()
+        return fractions, count if count_tensor else int(count)
+    return mode_coverage
+
+
 MISTAKES = [
     Mistake("5.1", "energy_distance", "squared distances", lambda f, m: lambda a, b: _energy(a, b, squared=True)),
     Mistake("5.1", "energy_distance", "diagonal left out (unbiased)",
@@ -174,4 +205,9 @@ MISTAKES = [
     Mistake("5.5", "mode_coverage", "shares among near samples only", lambda f, m: _coverage(over_near=True)),
     Mistake("5.5", "mode_coverage", "each sample credited to its nearest mode only",
             lambda f, m: _coverage(nearest_only=True)),
+    Mistake("5.1", "energy_distance", "distances from |a|^2 + |b|^2 - 2 a.b", lambda f, m: _energy_expanded),
+    Mistake("5.2", "train_step", "the generator called twice (field and loss)", _train_two_calls),
+    Mistake("5.5", "mode_coverage", "covered returned as a 0-d tensor", lambda f, m: _coverage_rule(count_tensor=True)),
+    Mistake("5.5", "mode_coverage", "near within 3.5 std", lambda f, m: _coverage_rule(bound=3.5)),
+    Mistake("5.5", "mode_coverage", "covered from 4%", lambda f, m: _coverage_rule(threshold=0.04)),
 ]

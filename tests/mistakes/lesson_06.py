@@ -20,13 +20,20 @@ TAUGHT = {
 # ------------------------------------------------------------------------------------------------ 6.1
 
 
-def _ratio(*, self_in_min=False, self_in_mean=False, squared=False, ratio_of_means=False, to_double=False):
+def _ratio(*, self_in_min=False, self_in_mean=False, squared=False, ratio_of_means=False, to_double=False,
+           eps=0.0, expanded=False, mask_device=True):
     def ratio(x):
         n = x.shape[0]
         y = x.double() if to_double else x
-        d = torch.cdist(y, y)
+        if expanded:  # |x|^2 + |y|^2 - 2 x.y
+            sq = y.square().sum(1)
+            d = (sq[:, None] + sq[None, :] - 2 * y @ y.T).clamp_min(0).sqrt()
+        elif eps:  # "no NaN gradient at zero distance"
+            d = ((y[:, None] - y[None]).square().sum(-1) + eps).sqrt()
+        else:
+            d = torch.cdist(y, y)
         d = d.square() if squared else d
-        eye = torch.eye(n, dtype=torch.bool)
+        eye = torch.eye(n, dtype=torch.bool, device=x.device if mask_device else "cpu")
         nearest = (d if self_in_min else d.masked_fill(eye, float("inf"))).amin(1)
         mean = d.mean(1) if self_in_mean else d.sum(1) / (n - 1)
         return nearest.mean() / mean.mean() if ratio_of_means else (nearest / mean).mean()
@@ -37,7 +44,7 @@ def _ratio(*, self_in_min=False, self_in_mean=False, squared=False, ratio_of_mea
 # ------------------------------------------------------------------------------------------------ 6.2
 
 
-def _patches(*, unbiased=False, eps=1e-6, order="rows", strided=False):
+def _patches(*, unbiased=False, eps=1e-6, order="rows", strided=False, floor=None, one_pass=False):
     def stats(fmap, p):
         b, c, h, w = fmap.shape
         if strided:  # every (H/p)-th pixel instead of contiguous blocks
@@ -45,7 +52,16 @@ def _patches(*, unbiased=False, eps=1e-6, order="rows", strided=False):
         else:
             blocks = fmap.reshape(b, c, h // p, p, w // p, p)
         mean = blocks.mean(dim=(3, 5))
-        std = (blocks.var(dim=(3, 5), unbiased=unbiased) + eps).sqrt()
+        if one_pass:  # E[x^2] - E[x]^2
+            var = blocks.square().mean(dim=(3, 5)) - mean.square()
+        else:
+            var = blocks.var(dim=(3, 5), unbiased=unbiased)
+        if floor == "max":  # max(std, 1e-3): the same for a flat patch
+            std = var.sqrt().clamp_min(1e-3)
+        elif floor == "outside":  # std + 1e-3: the same for a flat patch
+            std = var.sqrt() + 1e-3
+        else:
+            std = (var + eps).sqrt()
         if order == "columns":
             mean, std = mean.transpose(2, 3), std.transpose(2, 3)
         return mean.flatten(2).permute(2, 0, 1), std.flatten(2).permute(2, 0, 1)
@@ -62,18 +78,25 @@ def _patches_samples_first(fmap, p):
 # ------------------------------------------------------------------------------------------------ 6.3
 
 
-def _rescale(*, power=0.5, squared=False, pos_only=False, grad=False, inplace=False):
+def _rescale(*, power=0.5, squared=False, pos_only=False, grad=False, inplace=False, third="scale",
+             expanded=False, mark_gen=False):
     def rescale(gen, pos):
         c = gen.shape[-1]
+        if mark_gen:  # "make sure gen tracks gradients": on the caller's tensor
+            gen.requires_grad_(True)
         ctx = torch.enable_grad() if grad else torch.no_grad()
         with ctx:
             targets = pos if pos_only else torch.cat([gen, pos], dim=1)
-            d = torch.cdist(gen, targets)
+            if expanded:  # |x|^2 + |t|^2 - 2 x.t
+                d = (gen.square().sum(-1)[..., None] + targets.square().sum(-1)[..., None, :]
+                     - 2 * gen @ targets.transpose(1, 2)).clamp_min(0).sqrt()
+            else:
+                d = torch.cdist(gen, targets)
             scale = (d.square() if squared else d).mean()
         s = scale / c**power
         if inplace:  # "pos /= s": the caller's positives are changed
             return gen / s, pos.div_(s), scale
-        return gen / s, pos / s, scale
+        return gen / s, pos / s, (s if third == "coord" else scale)
 
     return rescale
 
@@ -81,7 +104,7 @@ def _rescale(*, power=0.5, squared=False, pos_only=False, grad=False, inplace=Fa
 # ------------------------------------------------------------------------------------------------ 6.4
 
 
-def _normalise(*, floor="ms", per_sample=False, sum_dims=False, of_sum=False, inplace=False):
+def _normalise(*, floor="ms", per_sample=False, sum_dims=False, of_sum=False, inplace=False, floor_value=1e-8):
     def normalise(forces):
         if of_sum:
             total = sum(forces)
@@ -95,7 +118,7 @@ def _normalise(*, floor="ms", per_sample=False, sum_dims=False, of_sum=False, in
             else:
                 ms = f.square().mean()
             if floor == "ms":
-                rms = ms.clamp_min(1e-8).sqrt()
+                rms = ms.clamp_min(floor_value).sqrt()
             elif floor == "rms":
                 rms = ms.sqrt().clamp_min(1e-8)
             else:
@@ -113,8 +136,10 @@ def _normalise(*, floor="ms", per_sample=False, sum_dims=False, of_sum=False, in
 
 
 def _released(*, clip_mode="product", self_mask=True, naive_softmax=False, detach_goal=True, sum_dims=False,
-              temperature_c=False):
+              temperature_c=False, upcast=True, mask_device=True, repulsion_sign=1.0):
     def loss_fn(gen, pos, taus=(0.02, 0.05, 0.2), clip=True):
+        if upcast and gen.dtype != torch.float64:
+            gen, pos = gen.float(), pos.float()
         n, d = gen.shape[1], gen.shape[2]
         with torch.no_grad():
             t = torch.cat([gen, pos], dim=1)
@@ -128,7 +153,7 @@ def _released(*, clip_mode="product", self_mask=True, naive_softmax=False, detac
             targets = torch.cat([x, pos / s], dim=1)
             dn = dist / scale
             if self_mask:
-                dn = dn + 100.0 * torch.eye(n, t.shape[1], dtype=dn.dtype)
+                dn = dn + 100.0 * torch.eye(n, t.shape[1], dtype=dn.dtype, device=dn.device if mask_device else "cpu")
             total = torch.zeros_like(x)
             for tau in taus:
                 r = tau * d if temperature_c else tau
@@ -146,8 +171,8 @@ def _released(*, clip_mode="product", self_mask=True, naive_softmax=False, detac
                     a = prod.sqrt()
                 a_neg, a_pos = a[:, :, :n], a[:, :, n:]
                 w_pos, w_neg = a_pos * a_neg.sum(2, keepdim=True), a_neg * a_pos.sum(2, keepdim=True)
-                f = w_pos @ targets[:, n:] - w_neg @ targets[:, :n]
-                f = f - (w_pos.sum(2, keepdim=True) - w_neg.sum(2, keepdim=True)) * x
+                f = w_pos @ targets[:, n:] - repulsion_sign * (w_neg @ targets[:, :n])
+                f = f - (w_pos.sum(2, keepdim=True) - repulsion_sign * w_neg.sum(2, keepdim=True)) * x
                 total = total + f / f.square().mean().clamp_min(1e-8).sqrt()
             goal = x + total
         err = (gen_s - goal).square()
@@ -165,17 +190,28 @@ MISTAKES = [
     Mistake("6.1", "concentration_ratio", "ratio of the means instead of the mean of the ratios",
             lambda f, m: _ratio(ratio_of_means=True)),
     Mistake("6.1", "concentration_ratio", "result always in float64", lambda f, m: _ratio(to_double=True)),
+    Mistake("6.1", "concentration_ratio", "distances as sqrt(|x|^2 + |y|^2 - 2 x.y)",
+            lambda f, m: _ratio(expanded=True)),
+    Mistake("6.1", "concentration_ratio", "1e-12 added under the square root", lambda f, m: _ratio(eps=1e-12)),
+    Mistake("6.1", "concentration_ratio", "the diagonal mask made on the CPU", lambda f, m: _ratio(mask_device=False)),
     Mistake("6.2", "patch_stats", "unbiased variance (divide by p^2 - 1)", lambda f, m: _patches(unbiased=True)),
     Mistake("6.2", "patch_stats", "no 1e-6 inside the root (NaN gradient on a flat patch)",
             lambda f, m: _patches(eps=0.0)),
     Mistake("6.2", "patch_stats", "patches in column-major order", lambda f, m: _patches(order="columns")),
     Mistake("6.2", "patch_stats", "strided pixels instead of contiguous patches", lambda f, m: _patches(strided=True)),
     Mistake("6.2", "patch_stats", "groups and samples mixed up by a reshape", lambda f, m: _patches_samples_first),
+    Mistake("6.2", "patch_stats", "std floored as max(std, 1e-3)", lambda f, m: _patches(floor="max")),
+    Mistake("6.2", "patch_stats", "1e-3 added to the std", lambda f, m: _patches(floor="outside")),
+    Mistake("6.2", "patch_stats", "variance as E[x^2] - E[x]^2", lambda f, m: _patches(one_pass=True)),
     Mistake("6.3", "rescale_features", "divided by scale / C (not sqrt(C))", lambda f, m: _rescale(power=1.0)),
     Mistake("6.3", "rescale_features", "scale from squared distances", lambda f, m: _rescale(squared=True)),
     Mistake("6.3", "rescale_features", "scale over the positives only", lambda f, m: _rescale(pos_only=True)),
     Mistake("6.3", "rescale_features", "gradient through the scale", lambda f, m: _rescale(grad=True)),
     Mistake("6.3", "rescale_features", "inputs divided in place", lambda f, m: _rescale(inplace=True)),
+    Mistake("6.3", "rescale_features", "returns s / sqrt(C) as the third value", lambda f, m: _rescale(third="coord")),
+    Mistake("6.3", "rescale_features", "distances as sqrt(|x|^2 + |t|^2 - 2 x.t)",
+            lambda f, m: _rescale(expanded=True)),
+    Mistake("6.3", "rescale_features", "sets requires_grad on the caller's gen", lambda f, m: _rescale(mark_gen=True)),
     Mistake("6.4", "normalise_drifts", "no floor (zero force gives NaN)", lambda f, m: _normalise(floor=None)),
     Mistake("6.4", "normalise_drifts", "floor at 1e-8 on the RMS, not on the mean square",
             lambda f, m: _normalise(floor="rms")),
@@ -185,6 +221,10 @@ MISTAKES = [
             lambda f, m: _normalise(per_sample=True)),
     Mistake("6.4", "normalise_drifts", "mean square summed over dims", lambda f, m: _normalise(sum_dims=True)),
     Mistake("6.4", "normalise_drifts", "forces divided in place", lambda f, m: _normalise(inplace=True)),
+    Mistake("6.4", "normalise_drifts", "floor at 1e-6 on the mean square (1e-3 on the RMS)",
+            lambda f, m: _normalise(floor_value=1e-6)),
+    Mistake("6.4", "normalise_drifts", "floor at 1e-10 on the mean square (1e-5 on the RMS)",
+            lambda f, m: _normalise(floor_value=1e-10)),
     Mistake("6.5", "released_loss", "clip ignored",
             lambda f, m: lambda gen, pos, taus=(0.02, 0.05, 0.2), clip=True: f(gen, pos, taus, False)),
     Mistake("6.5", "released_loss", "clip on the root at 1e-6 (not on the product)",
@@ -195,4 +235,8 @@ MISTAKES = [
     Mistake("6.5", "released_loss", "goal not detached", lambda f, m: _released(detach_goal=False)),
     Mistake("6.5", "released_loss", "sum over dims instead of mean", lambda f, m: _released(sum_dims=True)),
     Mistake("6.5", "released_loss", "temperature times D", lambda f, m: _released(temperature_c=True)),
+    Mistake("6.5", "released_loss", "bfloat16 features computed in bfloat16", lambda f, m: _released(upcast=False)),
+    Mistake("6.5", "released_loss", "the self mask made on the CPU", lambda f, m: _released(mask_device=False)),
+    Mistake("6.5", "released_loss", "repulsion added instead of subtracted",
+            lambda f, m: _released(repulsion_sign=-1.0)),
 ]
