@@ -147,7 +147,8 @@ def main(argv=None) -> dict:
         s = sub.add_parser(name)
         s.add_argument("--data", default="data/cifar10-jpeg/train.zip", help="training images (zip/folder/archive)")
         s.add_argument("--test", default="data/cifar10-jpeg/test.zip", help="test images")
-        s.add_argument("--cache", default=None, help="folder for the decoded-image cache")
+        s.add_argument("--cache", default=None, help="folder for the decoded-image cache (default: data/cifar10, "
+                       "as the trainer's --data-dir)")
         s.add_argument("--threads", type=int, default=0)
         s.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     t = sub.choices["train"]

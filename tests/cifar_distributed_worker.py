@@ -4,17 +4,20 @@
     torchrun --nproc_per_node 2 tests/cifar_distributed_worker.py crash ARCHIVE OUT  # rank 1 dies at step 3
 
 ``runs`` writes, for the test to compare with one process: each rank's losses, gradients and weights after
-three steps of the Trainer (OUT/steps_{unconditional,conditional}_{rank}.pt); a run stopped after two steps
-(its folder copied to OUT/part_at_2) and resumed to the end (OUT/part); the whole run through the command
-(OUT/whole), with each rank's standard output in OUT/stdout_{rank}.txt.
+three steps of the Trainer (OUT/steps_{unconditional,conditional}_{rank}.pt); a run stopped by rank 0 in the
+encoder stage, resumed and stopped by a Ctrl-C on rank 1 after two steps (its folder copied to OUT/part_at_2),
+and resumed to the end (OUT/part; each rank's three results in OUT/part_results_{rank}.json); the whole run
+through the command (OUT/whole), with each rank's standard output in OUT/stdout_{rank}.txt.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -22,6 +25,7 @@ import numpy as np
 import torch
 
 from drifting_min.cifar import distributed
+from drifting_min.cifar import train as train_module
 from drifting_min.cifar.__main__ import main
 from drifting_min.cifar.config import TINY, CifarConfig
 from drifting_min.cifar.encoder import Encoder, freeze
@@ -82,16 +86,41 @@ def command_options(archive: str) -> list[str]:
     return opts + ["--conditional" if cfg.conditional else "--no-conditional", "--no-progress"]
 
 
+def stopped_in_the_encoder_stage(cfg: CifarConfig, out: Path, world: distributed.World) -> dict:
+    """``train`` with rank 0 told to stop at its first question, which comes in the encoder stage (rank 0
+    trains the encoder while rank 1 waits at the barrier)."""
+    original = train_module._StopFlag.check
+
+    def check(self):
+        if world.is_main and self.reason is None:
+            self.reason = "interrupted (rank 0 alone, in the encoder stage)"
+        return original(self)
+
+    train_module._StopFlag.check = check
+    try:
+        return train(cfg, out, progress=False)
+    finally:
+        train_module._StopFlag.check = original
+
+
+def interrupt_rank_1_after_2(trainer: Trainer) -> None:
+    """Ctrl-C on rank 1 alone, after step 2: both ranks must stop after that step."""
+    if trainer.world.rank == 1 and trainer.step == 2:
+        os.kill(os.getpid(), signal.SIGINT)
+
+
 def runs(archive: str, out: Path) -> None:
     world = distributed.start(torch.device("cpu"))
     assert world.active and world.size == 2, world
     for conditional in (False, True):
         name = "conditional" if conditional else "unconditional"
         torch.save(record_steps(step_config(conditional), world), out / f"steps_{name}_{world.rank}.pt")
-    train(run_config(archive), out / "part", progress=False, max_steps=2)
+    stops = [stopped_in_the_encoder_stage(run_config(archive), out / "part", world)]
+    stops.append(train(run_config(archive), out / "part", progress=False, on_step=interrupt_rank_1_after_2))
     if world.is_main:
         shutil.copytree(out / "part", out / "part_at_2")
-    train(run_config(archive), out / "part", progress=False)
+    stops.append(train(run_config(archive), out / "part", progress=False))
+    (out / f"part_results_{world.rank}.json").write_text(json.dumps(stops))
     captured = io.StringIO()
     with contextlib.redirect_stdout(captured):  # the command leaves the process group at its end
         main(["train", "--out", str(out / "whole"), *command_options(archive)])

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 import os
 import pickle
 import signal
@@ -79,7 +80,8 @@ def archive(tmp_path_factory) -> Path:
 
 
 def tiny(archive: Path, **change) -> CifarConfig:
-    return CifarConfig(**{**TINY, "data": str(archive), **change})
+    """The TINY config on ``archive``, its decoded-image cache beside it (not in the working directory)."""
+    return CifarConfig(**{**TINY, "data": str(archive), "data_dir": str(archive.parent / "cache"), **change})
 
 
 # ------------------------------------------------------------------------------------------ readers
@@ -148,9 +150,10 @@ def test_folder_and_zip_readers_agree_and_cache(tmp_path):
     images, labels = synthetic(12, 7)
     order = np.lexsort((np.arange(12), labels))  # files sorted: class folder, then file number
     assert np.array_equal(a, images[order]) and np.array_equal(la, labels[order]), "PNG is lossless"
-    c, lc = cdata.load_images(zipped, cache_dir=tmp_path / "cache")
-    assert list(tmp_path.glob("train.zip.train.*.images.npy")), "the decoded array is cached next to the zip"
-    d, ld = cdata.load_images(zipped)
+    c, lc = cdata.load_images(zipped, data_dir=tmp_path / "cache")
+    assert list((tmp_path / "cache").glob("train.zip.train.*.images.npy")), "decoded once, cached in data_dir"
+    assert not list(tmp_path.glob("*.npy")), "nothing is written beside the user's data"
+    d, ld = cdata.load_images(zipped, data_dir=tmp_path / "cache")
     assert np.array_equal(c, d) and np.array_equal(lc, ld)
 
 
@@ -214,6 +217,34 @@ def _weights(run: Path) -> dict:
     return torch.load(run / "ckpt.pt", weights_only=False)
 
 
+def test_relative_energy_distance_against_a_float64_loop():
+    from drifting_min.cifar.train import relative_energy_distance
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(9, 5, generator=g), torch.randn(12, 5, generator=g) + 0.7
+
+    def mean_distance(u, v, distinct):
+        pairs = [(i, j) for i in range(len(u)) for j in range(len(v)) if not (distinct and i == j)]
+        return sum(float((u[i].double() - v[j].double()).norm()) for i, j in pairs) / len(pairs)
+
+    ref = (2 * mean_distance(a, b, False) - mean_distance(a, a, True) - mean_distance(b, b, True))
+    assert relative_energy_distance(a, b) == pytest.approx(ref / mean_distance(b, b, True), rel=1e-5)
+    assert relative_energy_distance(3 * a, 3 * b) == pytest.approx(relative_energy_distance(a, b), rel=1e-5)
+    same = [relative_energy_distance(torch.randn(64, 16, generator=g), torch.randn(64, 16, generator=g))
+            for _ in range(20)]
+    assert abs(np.mean(same)) < 0.01, "unbiased: about 0 for two samples of one distribution"
+    shifted = relative_energy_distance(torch.randn(64, 16, generator=g) + 1, torch.randn(64, 16, generator=g))
+    assert shifted > 10 * np.std(same)
+
+
+def test_the_bar_shows_the_energy_and_each_raw_drift_over_its_real_level():
+    from drifting_min.cifar.train import bar_fields
+
+    info = {"loss": 140.0, "raw_drift_sq": [0.1, 0.3, 0.24], "energy": 0.0512}
+    fields = bar_fields(info, {"raw_drift_sq": [0.2, 0.3, 0.12], "energy": 0.0}, 81.4)
+    assert fields == {"energy": "0.051", "F2/real": "0.50,1.00,2.00", "img_s": "81"}
+
+
 def test_default_generator_ema_fits_in_16_mb():
     cfg = CifarConfig()
     net = Generator(cfg.noise_dim, cfg.gen_width, 10)  # the conditional one is the larger
@@ -256,6 +287,8 @@ def test_interrupted_and_resumed_run_equals_an_uninterrupted_one(tmp_path, archi
     steps = [ln["step"] for ln in log if "loss" in ln]
     assert steps == list(range(1, cfg.gen_steps + 1)), "each step logged once, in order"
     assert all(len(ln["raw_drift_sq"]) == 3 and ln["images_per_s"] > 0 for ln in log if "loss" in ln)
+    assert all(math.isfinite(ln["energy"]) for ln in log if "loss" in ln)
+    assert len(log[0]["real_vs_real"]["raw_drift_sq"]) == 3 and "energy" in log[0]["real_vs_real"]
     ema = tmp_path / "whole" / "ema.pt"
     assert ema.stat().st_size < 16e6 and (tmp_path / "whole" / "grid.png").exists()
 
@@ -279,13 +312,52 @@ def test_signal_saves_and_the_same_command_resumes(tmp_path, archive):
         train(tiny(archive, conditional=True, batch_gen=10), tmp_path / "odd", progress=False)
 
 
-def test_time_limit_ends_with_a_checkpoint(tmp_path, archive):
-    result = train(tiny(archive, minutes=1e-9), tmp_path / "run", progress=False)
-    assert result["step"] == 1 and "time limit" in result["stopped"]
-    assert _weights(tmp_path / "run")["step"] == 1 and (tmp_path / "run" / "ema.pt").exists()
-    other = write_archive(tmp_path / "other.tar.gz", seed=100)
-    with pytest.raises(ValueError, match="trained on other data"):
-        train(tiny(archive, data=str(other)), tmp_path / "run", progress=False)
+def test_time_limit_stops_every_stage_and_the_resumed_run_is_the_same(tmp_path, archive):
+    """--minutes spent at once: each call makes one step (encoder or generator), saves and stops; calling again
+    and again ends with the weights of an uninterrupted run, bit for bit."""
+    cfg = tiny(archive, gen_steps=4)
+    whole = train(cfg, tmp_path / "whole", progress=False)
+    stops = []
+    for _ in range(20):
+        result = train(dataclasses.replace(cfg, minutes=1e-9), tmp_path / "part", progress=False)
+        if result["stopped"] == "done":
+            break
+        assert "time limit" in result["stopped"]
+        stops.append((result["where"].split(" stage")[0], Path(result["saved"]).name))
+    encoder_steps = math.ceil(cfg.encoder_epochs * 120 / cfg.encoder_batch)
+    assert stops == ([("in the encoder", "encoder_ckpt.pt")] * (encoder_steps - 1)
+                     + [("in the generator", "ckpt.pt")] * (cfg.gen_steps - 1)), stops
+    assert not (tmp_path / "part" / "encoder_ckpt.pt").exists(), "the encoder's checkpoint goes once it is done"
+    a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "part")
+    enc_a, enc_b = (torch.load(tmp_path / r / "encoder.pt", weights_only=False)["state_dict"]
+                    for r in ("whole", "part"))
+    assert all(torch.equal(enc_a[n], enc_b[n]) for n in enc_a), "the encoder resumed mid-stage differs"
+    assert all(torch.equal(a["ema"][n], b["ema"][n]) for n in a["ema"]), "the EMA differs after the resumes"
+    assert whole["step"] == b["step"] == cfg.gen_steps
+
+
+def test_the_encoder_stage_resumes_in_fp16_with_its_loss_scale_and_in_another_precision(tmp_path, archive, capsys):
+    """fp16 on a CPU: the encoder's checkpoint keeps the gradient scaler's state, and the stage stopped and
+    resumed in fp16 ends bit for bit as an uninterrupted one; the same checkpoint also resumes (it does not start
+    again) in another precision, as the generator's does."""
+    import shutil
+
+    cfg = tiny(archive, gen_steps=1, amp="fp16")
+    train(cfg, tmp_path / "whole", progress=False)
+    first = train(dataclasses.replace(cfg, minutes=1e-9), tmp_path / "part", progress=False)
+    assert first["where"].startswith("in the encoder stage at step 1 of"), first
+    saved = torch.load(tmp_path / "part" / "encoder_ckpt.pt", weights_only=False)
+    assert saved["scaler"]["scale"] > 0, "the fp16 loss scale is part of the encoder's checkpoint"
+    shutil.copytree(tmp_path / "part", tmp_path / "fp32")
+    capsys.readouterr()
+    train(cfg, tmp_path / "part", progress=False)
+    assert "resuming the encoder stage at step 1" in capsys.readouterr().out
+    enc_a, enc_b = (torch.load(tmp_path / r / "encoder.pt", weights_only=False)["state_dict"]
+                    for r in ("whole", "part"))
+    assert all(torch.equal(enc_a[n], enc_b[n]) for n in enc_a), "the fp16 encoder resumed mid-stage differs"
+    train(dataclasses.replace(cfg, amp="fp32"), tmp_path / "fp32", progress=False)
+    out = capsys.readouterr().out
+    assert "precision: fp32 (as asked)" in out and "resuming the encoder stage at step 1" in out
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, archive):
@@ -312,7 +384,8 @@ class _StandIn(torch.nn.Module):
 def test_command_end_to_end_on_an_image_zip(tmp_path, capsys):
     zipped = write_folder(tmp_path / "imgs", n=40, zip_path=tmp_path / "train.zip")
     run = tmp_path / "run"
-    opts = ["--data", str(zipped), "--encoder-width", "8", "--encoder-epochs", "1", "--encoder-batch", "32",
+    opts = ["--data", str(zipped), "--data-dir", str(tmp_path / "cache"), "--encoder-width", "8",
+            "--encoder-epochs", "1", "--encoder-batch", "32",
             "--gen-width", "8", "--noise-dim", "16", "--batch-gen", "12", "--batch-real", "12", "--gen-steps", "3",
             "--device", "cpu", "--no-progress"]
     main(["train", "--out", str(run), *opts])
@@ -339,6 +412,246 @@ def test_command_end_to_end_on_an_image_zip(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--help"])
     assert "--gen-steps" in capsys.readouterr().out
+
+
+
+# ------------------------------------------------------------------------------ the command, as users meet it
+
+
+def _files(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` and the hash of its bytes."""
+    import hashlib
+
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _tiny_options(data: Path, cache: Path) -> list[str]:
+    return ["--data", str(data), "--data-dir", str(cache), "--encoder-width", "8", "--encoder-epochs", "2",
+            "--encoder-batch", "64", "--gen-width", "8", "--noise-dim", "16", "--batch-gen", "20", "--batch-real",
+            "20", "--gen-steps", "4", "--warmup", "2", "--device", "cpu", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, archive) -> tuple[Path, list[str]]:
+    """A run trained to its end, and the options that made it."""
+    run = tmp_path_factory.mktemp("existing") / "run"
+    opts = _tiny_options(archive, archive.parent / "cache")
+    main(["train", "--out", str(run), *opts])
+    return run, opts
+
+
+def _fails(argv: list[str], capsys, code: int = 2) -> str:
+    """Run the command, expect exit status ``code`` and one line on stderr without a traceback; return it."""
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == code, (exit_info.value.code, argv)
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    assert err.startswith("error: ")
+    return err
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--lr", "-1", "--lr must be a positive number, got -1.0"),
+    ("--lr", "0", "--lr must be a positive number, got 0.0"),
+    ("--lr", "nan", "--lr must be a positive number"),
+    ("--batch-gen", "1", "--batch-gen must be at least 2"),
+    ("--taus", "0", "--taus must be positive numbers, got 0.0"),
+    ("--encoder-epochs", "0", "--encoder-epochs must be a positive number"),
+    ("--minutes", "-1", "--minutes must be zero or more"),
+    ("--ema", "1", "--ema must be in [0, 1)"),
+    ("--feature-stages", "3", "--feature-stages must be among 0, 1, 2, got 3"),
+    ("--patch-sizes", "-2", "--patch-sizes must be positive numbers"),
+    ("--snapshot-every", "-1", "--snapshot-every must be zero or more"),
+    ("--device", "cuda:abc", "--device cuda:abc: not a device name"),
+    ("--data", "/no/such/images.zip", "--data /no/such/images.zip: no such file or folder"),
+    ("--encoder", "/no/such/encoder.pt", "--encoder /no/such/encoder.pt: no such file or folder"),
+])
+def test_bad_settings_are_one_line_errors_that_change_nothing(finished_run, capsys, option, value, message):
+    run, opts = finished_run
+    before = _files(run)
+    err = _fails(["train", "--out", str(run), *opts, option, value], capsys)
+    assert message in err
+    assert _files(run) == before, "a refused command changed the run folder"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_no_gpu_is_an_error_before_the_data_loads(finished_run, capsys, monkeypatch):
+    run, opts = finished_run
+    before = _files(run)
+    from drifting_min.cifar import train as train_module
+
+    monkeypatch.setattr(train_module, "load_images", lambda *a, **k: pytest.fail("the data was loaded"))
+    err = _fails(["train", "--out", str(run), *opts, "--device", "cuda"], capsys)
+    assert "--device cuda: torch sees no CUDA GPU" in err and "--device cpu" in err
+    assert _files(run) == before
+
+
+def test_another_runs_folder_with_other_data_is_refused_untouched(finished_run, tmp_path, capsys):
+    run, opts = finished_run
+    before = _files(run)
+    other = write_archive(tmp_path / "other.tar.gz", seed=100)
+    err = _fails(["train", "--out", str(run), *opts, "--data", str(other)], capsys)
+    assert f"--out {run} holds a run trained on other data" in err and "use another --out" in err
+    assert _files(run) == before, "config.json or anything else of the run was rewritten"
+
+
+def test_a_second_trainer_on_a_locked_folder_is_refused(finished_run, capsys):
+    import fcntl
+
+    run, opts = finished_run
+    before = _files(run)
+    with open(run / ".lock", "r+") as holder:  # another trainer holds the lock (an open file of its own)
+        fcntl.flock(holder, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        holder.write("4242")
+        holder.flush()
+        err = _fails(["train", "--out", str(run), *opts], capsys)
+        holder.truncate(0)
+    assert "is in use by another trainer (pid 4242)" in err
+    assert _files(run) == before
+    main(["train", "--out", str(run), *opts])  # the lock is gone with its holder: the same command runs
+
+
+def _zip(path: Path, entries: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as z:
+        for name, raw in entries.items():
+            z.writestr(name, raw)
+    return path
+
+
+def _png(seed: int) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(synthetic(1, seed)[0][0]).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_unusable_data_is_a_one_line_error_and_a_new_run_leaves_nothing(tmp_path, capsys):
+    good = write_folder(tmp_path / "imgs", n=12, zip_path=tmp_path / "good.zip")
+    truncated = tmp_path / "truncated.zip"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    (tmp_path / "empty").mkdir()
+    cases = {
+        "truncated": (truncated, "truncated.zip: cannot open the zip file"),
+        "top level": (_zip(tmp_path / "flat.zip", {f"{i}.png": _png(i) for i in range(8)}),
+                      "images must sit in one subfolder per class"),
+        "one class": (_zip(tmp_path / "one.zip", {f"train/{i}.png": _png(i) for i in range(8)}),
+                      "all 8 images are in one folder, so there is one class"),
+        "empty": (tmp_path / "empty", "no images found"),
+        "text as jpg": (_zip(tmp_path / "text.zip", {"train/cat/0.jpg": b"hello", "train/dog/1.png": _png(1)}),
+                        "cannot read image train/cat/0.jpg"),
+    }
+    for name, (data, message) in cases.items():
+        run = tmp_path / f"run_{name.replace(' ', '_')}"
+        err = _fails(["train", "--out", str(run), *_tiny_options(data, tmp_path / "cache")], capsys)
+        assert message in err and str(data) in err, (name, err)
+        assert not run.exists(), f"{name}: a new run that failed left {list(run.iterdir())}"
+    empty_run = tmp_path / "made_by_the_user"
+    empty_run.mkdir()
+    _fails(["train", "--out", str(empty_run), *_tiny_options(tmp_path / "empty", tmp_path / "cache")], capsys)
+    assert empty_run.is_dir() and not list(empty_run.iterdir()), "the user's empty folder stays, and empty"
+
+
+def test_no_network_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    import urllib.error
+
+    def offline(url, filename):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(cdata.urllib.request, "urlretrieve", offline)
+    opts = _tiny_options(Path("download"), tmp_path / "data")
+    err = _fails(["train", "--out", str(tmp_path / "run"), *opts], capsys)
+    assert "could not download" in err and "pass --data PATH" in err
+    assert not (tmp_path / "run").exists() and not list((tmp_path / "data").iterdir()), "a partial file was kept"
+
+
+def test_debug_variable_shows_the_traceback(tmp_path, monkeypatch):
+    monkeypatch.setenv("DRIFTING_DEBUG", "1")
+    with pytest.raises(ValueError, match="--lr must be a positive number"):
+        main(["train", "--out", str(tmp_path / "run"), "--lr", "0"])
+
+
+def test_ctrl_c_in_the_encoder_saves_says_how_to_resume_and_resumes(tmp_path, archive, capsys, monkeypatch):
+    from drifting_min.cifar import train as train_module
+
+    real = train_module.train_encoder
+
+    def interrupted_once(*args, stop, **kwargs):
+        sent = []
+
+        def stop_after_ctrl_c():
+            if not sent:
+                sent.append(os.kill(os.getpid(), signal.SIGINT))  # Ctrl-C during the first encoder step
+            return stop()
+
+        return real(*args, stop=stop_after_ctrl_c, **kwargs)
+
+    run = tmp_path / "run"
+    argv = ["train", "--out", str(run), *_tiny_options(archive, archive.parent / "cache")]
+    monkeypatch.setattr(train_module, "train_encoder", interrupted_once)
+    capsys.readouterr()
+    first = main(argv)
+    err = capsys.readouterr().err
+    assert first["step"] == 0 and (run / "encoder_ckpt.pt").exists() and not (run / "encoder.pt").exists()
+    assert "interrupted (SIGINT) in the encoder stage at step 1 of 4: saved" in err and "encoder_ckpt.pt" in err
+    assert "the same command resumes: python -m drifting_min.cifar train --out" in err
+    monkeypatch.setattr(train_module, "train_encoder", real)
+    assert main(argv)["step"] == 4
+    assert "resuming the encoder stage at step 1 of 4" in capsys.readouterr().out
+
+
+def test_a_crash_in_the_encoder_stage_keeps_its_checkpoint_and_the_rerun_ends_the_same(tmp_path, archive,
+                                                                                      monkeypatch):
+    from drifting_min.cifar import train as train_module
+
+    cfg = tiny(archive, gen_steps=2)
+    real = train_module.train_encoder
+
+    def crashing(*args, stop, **kwargs):  # the machine is lost after the encoder's second step
+        steps = []
+
+        def stop_or_crash():
+            steps.append(1)
+            if len(steps) == 2:
+                raise RuntimeError("lost machine")
+            return stop()
+
+        return real(*args, stop=stop_or_crash, **kwargs)
+
+    monkeypatch.setattr(train_module, "train_encoder", crashing)
+    with pytest.raises(RuntimeError, match="lost machine"):
+        train(cfg, tmp_path / "run", progress=False)
+    saved = torch.load(tmp_path / "run" / "encoder_ckpt.pt", weights_only=False)
+    assert saved["step"] == 1, "the periodic save of step 1 is kept (the folder too)"
+    monkeypatch.setattr(train_module, "train_encoder", real)
+    train(cfg, tmp_path / "run", progress=False)
+    train(cfg, tmp_path / "whole", progress=False)
+    a, b = (torch.load(tmp_path / r / "ema.pt", weights_only=False)["ema"] for r in ("run", "whole"))
+    assert all(torch.equal(a[n], b[n]) for n in a), "the run resumed after a crash differs from an uninterrupted one"
+
+
+def test_fid_with_too_few_samples_is_refused_before_the_inception_network(tmp_path, capsys):
+    from drifting_min.cifar import fid
+
+    fid.write_shards(synthetic(30, 0)[0], tmp_path / "shards")
+    not_a_network = tmp_path / "inception.pt"
+    not_a_network.write_bytes(b"never read")
+    stats = tmp_path / "stats.npz"
+    stats.write_bytes(b"never read")
+    err = _fails(["fid", "--samples", str(tmp_path / "shards"), "--inception", str(not_a_network), "--ref-stats",
+                  str(stats), "--no-progress"], capsys)
+    assert "holds 30 images, fewer than --n 10000: pass --n 30" in err
+
+
+def test_train_help_states_the_cpu_cost_and_the_cache(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "On a CPU they would take days" in text and "--preset cpu" in text
+    assert "cached in --data-dir" in text
 
 
 # ------------------------------------------------------------------------------------------ precision

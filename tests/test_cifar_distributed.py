@@ -57,7 +57,7 @@ def two_processes(tmp_path_factory):
     """The worker's ``runs`` on two processes, once for the tests below."""
     out = tmp_path_factory.mktemp("ddp")
     archive = write_archive(out / "cifar-10-python.tar.gz")
-    done = torchrun("runs", str(archive), str(out))
+    done = torchrun("runs", str(archive), str(out), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return out, archive
 
@@ -131,6 +131,14 @@ def test_resumed_runs_and_files(two_processes, tmp_path):
     assert whole["step"] == part["step"] == cfg.gen_steps
     for key in ("generator", "ema"):  # two processes, stopped after 2 steps and resumed: bit for bit
         assert all(torch.equal(whole[key][k], part[key][k]) for k in whole[key]), f"{key} differs after resume"
+    results = [json.loads((out / f"part_results_{r}.json").read_text()) for r in range(2)]
+    for encoder_stop, generator_stop, done in results:  # every rank stops where rank 0 does
+        assert encoder_stop["step"] == 0 and "in the encoder stage" in encoder_stop["where"], encoder_stop
+        assert generator_stop["step"] == 2 and generator_stop["stopped"].startswith("interrupted"), generator_stop
+        assert done["stopped"] == "done" and done["step"] == cfg.gen_steps, done
+    assert results[0][0]["stopped"] == "interrupted (rank 0 alone, in the encoder stage)"
+    assert results[1][1]["stopped"] == "interrupted (SIGINT)", "rank 1 got the Ctrl-C, rank 0 stopped with it"
+    assert (out / "part" / ".lock").read_text() == "", "rank 0 took the run folder's lock and released it"
     train(cfg, tmp_path / "alone", progress=False)  # one process from the start
     alone = _weights(tmp_path / "alone")
     resumed_alone = tmp_path / "resumed_alone"

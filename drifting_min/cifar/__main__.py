@@ -8,6 +8,11 @@
 
 ``train``'s options are made from ``CifarConfig`` (every setting is written there once); ``--help`` on each
 sub-command lists its options.
+
+Expected errors (a bad option value, a missing or corrupt file, a run folder that cannot take this run, no
+GPU, no network) print one line ``error: ...`` that names the option or file and the fix, and exit with status
+2 before any slow stage starts; ``DRIFTING_DEBUG=1`` shows their traceback too. A non-finite loss exits with
+status 1, a second Ctrl-C with 130. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -16,14 +21,35 @@ import argparse
 import contextlib
 import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
 from ..cli import add_config_options, config_from_args, given_options
 from ..runtime import set_threads
 from . import distributed
-from .config import PRESET_HELP, CifarConfig, preset_overrides
+from .config import PRESET_HELP, CifarConfig, UsageError, preset_overrides
 from .train import RUN_CONTROL, NonFiniteLoss, pick_device, train
+
+TRAIN_DESCRIPTION = """\
+Train a run: the encoder stage, then the generator. The same command again resumes it from its last
+checkpoint and continues the same schedule. The defaults are sized for one GPU; on a CPU use --preset cpu
+(what the defaults cost there: at the end).
+"""
+TRAIN_EPILOG = """\
+The defaults are sized for one GPU of the H100 class. On a CPU they would take days (the encoder stage alone
+hours, and a generator step of 512 + 512 images tens of seconds): on a CPU use --preset cpu.
+
+Files: the run folder (--out) holds everything of the run and is locked while a trainer writes it; the
+decoded images are cached in --data-dir (about 150 MB for CIFAR-10's 50,000 training images), never
+beside your data. Ctrl-C, SIGTERM and --minutes stop any stage (the encoder's too) with a checkpoint, and
+the same command again resumes. Errors print one line and exit with status 2 (DRIFTING_DEBUG=1 for a
+traceback).
+
+On N processes: torchrun --nproc_per_node N -m drifting_min.cifar train ... (one GPU each, or Gloo on the
+CPU); the batch sizes stay those of the whole step, and rank 0 alone locks and writes the run folder and
+prints.
+"""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,10 +57,8 @@ def _parser() -> argparse.ArgumentParser:
                                 description="Train a one-step drifting generator on CIFAR-10 in the feature space "
                                 "of its own encoder, sample from it, measure FID, plot its log.")
     sub = p.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train or resume a run", description="Train a run (the same command again "
-                       "resumes it from its last checkpoint and continues the same schedule). On N processes: "
-                       "torchrun --nproc_per_node N -m drifting_min.cifar train ... (one GPU each, or Gloo on the "
-                       "CPU); the batch sizes stay those of the whole step, and rank 0 alone writes and prints.")
+    t = sub.add_parser("train", help="train or resume a run", description=TRAIN_DESCRIPTION, epilog=TRAIN_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     t.add_argument("--out", required=True, help="the run folder (checkpoints, ema.pt, log.jsonl, grids)")
     t.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="tqdm bars")
     t.add_argument("--preset", default="gpu", choices=list(PRESET_HELP),
@@ -87,6 +111,8 @@ def cmd_sample(args) -> dict:
     from .fid import write_shards
     from .sample import generate, grid_of, load_generator
 
+    if args.n < 0 or args.shard_size < 0:
+        raise UsageError(f"--n and --shard-size must be zero or more, got {args.n} and {args.shard_size}")
     device = pick_device(args.device)
     net, blob = load_generator(args.out, device, args.weights)
     run = Path(args.out) if Path(args.out).is_dir() else Path(args.out).parent
@@ -100,17 +126,44 @@ def cmd_sample(args) -> dict:
     return result
 
 
+def check_fid_args(args) -> None:
+    """Everything ``fid`` can check before the Inception network runs (UsageError otherwise)."""
+    from . import fid
+
+    if not (args.ref_stats or args.ref_data):
+        raise UsageError("fid needs --ref-stats PATH (statistics .npz) or --ref-data PATH (real images)")
+    if not (args.out or args.samples):
+        raise UsageError("fid needs --out RUN (samples its EMA weights) or --samples SHARDS")
+    if args.n < 2 or args.batch < 1:
+        raise UsageError(f"--n must be at least 2 and --batch at least 1, got {args.n} and {args.batch}")
+    for name in ("ref_data", "inception") + (("ref_stats",) if not args.ref_data else ()):
+        value = getattr(args, name)
+        if value and not Path(value).exists():
+            raise UsageError(f"--{name.replace('_', '-')} {value}: no such file or folder")
+    if args.out and not args.samples and not (Path(args.out) / "ema.pt").exists():
+        raise UsageError(f"--out {args.out}: no ema.pt in it; train the run first, or pass --samples SHARDS")
+    if args.samples:
+        try:
+            have = sum(len(images) for images in fid.read_shards(args.samples))
+        except (FileNotFoundError, ValueError) as e:
+            raise UsageError(f"--samples {args.samples}: {e}") from None
+        if have < args.n:
+            raise UsageError(f"--samples {args.samples} holds {have} images, fewer than --n {args.n}: pass --n "
+                             f"{have} (FIDs compare only at equal n), or write more with sample --n {args.n}")
+
+
 def cmd_fid(args) -> dict:
     from . import fid
     from .data import load_images
     from .sample import generate, load_generator
 
+    check_fid_args(args)
     device = pick_device(args.device)
-    if not (args.ref_stats or args.ref_data):
-        raise SystemExit("fid needs --ref-stats PATH or --ref-data PATH (real images)")
-    if not (args.out or args.samples):
-        raise SystemExit("fid needs --out RUN or --samples SHARDS")
-    net = fid.load_inception(args.inception, device)
+    try:
+        net = fid.load_inception(args.inception, device)
+        ref = None if args.ref_data else fid.load_stats(args.ref_stats)
+    except ValueError as e:  # a file that is not what its option asks for
+        raise UsageError(str(e)) from None
     ref_feats = None
     if args.ref_data:
         stats_path = Path(args.ref_stats or Path(args.out or ".") / f"fid_ref_{Path(args.ref_data).name}.npz")
@@ -120,8 +173,6 @@ def cmd_fid(args) -> dict:
             return fid.inception_features(images, net, batch_size=args.batch, progress=args.progress)
 
         ref, ref_feats = fid.cached_stats(stats_path, ref_features)
-    else:
-        ref = fid.load_stats(args.ref_stats)
     if args.samples:
         samples, step, label = args.samples, None, {}
     else:
@@ -137,39 +188,62 @@ def cmd_fid(args) -> dict:
     return result
 
 
+def cmd_train(args, argv: list[str]) -> dict:
+    preset = preset_overrides(args.preset, given_options(_parser(), argv))  # explicit flags win over the preset
+    cfg = config_from_args(CifarConfig, args, **preset)
+    quiet = distributed.launched_rank() != 0  # under torchrun only rank 0 prints; errors still reach stderr
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull if quiet else sys.stdout):
+        result = train(cfg, args.out, progress=args.progress)
+    if result["stopped"] != "done" and not quiet:
+        command = shlex.join(["python", "-m", "drifting_min.cifar", *argv])
+        if "WORLD_SIZE" in os.environ:  # launched by torchrun: its own options come first
+            command = f"torchrun (the same options) -m drifting_min.cifar {shlex.join(argv)}"
+        print(f"{result['stopped']} {result['where']}: saved {result['saved']}; the same command resumes: {command}",
+              file=sys.stderr)
+    return result
+
+
 def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = _parser().parse_args(argv)
+    try:
+        result = run_command(args, argv)
+    except distributed.PeerLost as e:  # no goodbye to a group that has lost a member
+        if os.environ.get("DRIFTING_DEBUG"):
+            raise
+        print(f"error: {e}; the job stops, {args.out}/ckpt.pt keeps the last checkpoint, and the same command "
+              "resumes it", file=sys.stderr)
+        raise SystemExit(1) from None
+    except (UsageError, FileNotFoundError, NonFiniteLoss, KeyboardInterrupt) as e:
+        if os.environ.get("DRIFTING_DEBUG"):
+            raise
+        if isinstance(e, KeyboardInterrupt):
+            print("aborted (a second Ctrl-C): files already written are complete; the same command resumes from "
+                  "the last checkpoint", file=sys.stderr)
+            raise SystemExit(130) from None
+        distributed.stop()  # every rank meets the same error (the same settings, files and loss) and leaves
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(1 if isinstance(e, NonFiniteLoss) else 2) from None
+    distributed.stop()
+    if distributed.launched_rank() != 0:  # under torchrun only rank 0 prints; errors still reach stderr
+        return result
+    print(json.dumps(result))
+    return result
+
+
+def run_command(args, argv: list[str]) -> dict:
     if args.command == "plot":
         from .plot import plot_log
 
-        result = {"plot": str(plot_log(args.out, args.to))}
-        print(json.dumps(result))
-        return result
+        return {"plot": str(plot_log(args.out, args.to))}
+    if args.threads < 0:
+        raise UsageError(f"--threads must be zero or more, got {args.threads}")
     set_threads(args.threads or None)
     if args.command == "sample":
-        result = cmd_sample(args)
-    elif args.command == "fid":
-        result = cmd_fid(args)
-    else:
-        preset = preset_overrides(args.preset, given_options(_parser(), argv))
-        cfg = config_from_args(CifarConfig, args, **preset)
-        quiet = distributed.launched_rank() != 0  # under torchrun only rank 0 prints; errors still reach stderr
-        try:
-            with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull if quiet else sys.stdout):
-                result = train(cfg, args.out, progress=args.progress)
-        except NonFiniteLoss as e:  # every rank sees the same loss and stops at the same step
-            distributed.stop()
-            print(f"error: {e}", file=sys.stderr)
-            raise SystemExit(1) from None
-        except distributed.PeerLost as e:  # no goodbye to a group that has lost a member
-            print(f"error: {e}; the job stops, {args.out}/ckpt.pt keeps the last checkpoint, and the same command "
-                  "resumes it", file=sys.stderr)
-            raise SystemExit(1) from None
-        distributed.stop()
-        if quiet:
-            return result
-    print(json.dumps(result))
-    return result
+        return cmd_sample(args)
+    if args.command == "fid":
+        return cmd_fid(args)
+    return cmd_train(args, argv)
 
 
 if __name__ == "__main__":

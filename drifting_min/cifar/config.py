@@ -7,15 +7,31 @@ same command again (same ``--out``) resumes with it.
 The defaults are sized for one H100/H200-class GPU: the encoder trains for about a minute, the generator for
 about six (``gen_steps`` steps of ``batch_gen`` generated images against ``batch_real`` real ones), in bf16
 autocast with the distances and softmaxes in float32 (``amp="auto"`` picks fp16 on older GPUs: see
-``precision``). On a CPU use a tiny configuration (see ``TINY``).
+``precision``). On a CPU they would take days: use the ``cpu`` preset (``PRESETS``), or a tiny configuration
+(``TINY`` for seconds). A bad value raises ``UsageError`` naming the option (``--lr must be a positive number``)
+when the config is made, before anything runs.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
 from ..cli import setting as _opt
+
+
+class UsageError(ValueError):
+    """An expected error: a bad setting, a missing or unusable file, a run folder that cannot take this run.
+
+    The message is one line that names the option or the file and says what to do; the command prints it
+    without a traceback and exits with status 2 (``DRIFTING_DEBUG=1`` shows the traceback).
+    """
+
+
+def flag(name: str) -> str:
+    """The command-line option of a setting: ``batch_gen`` -> ``--batch-gen``."""
+    return "--" + name.replace("_", "-")
 
 
 @dataclass
@@ -26,7 +42,8 @@ class CifarConfig:
                      "subfolder per class")
     test_data: str = _opt("", "test images for the encoder's accuracy (same formats; default: the archive's test "
                           "batch, else a held-out 5% of the training images)")
-    data_dir: str = _opt("data/cifar10", "where 'download' puts the archive (and its decoded cache)")
+    data_dir: str = _opt("data/cifar10", "where 'download' puts the archive, and the cache of decoded images of "
+                         "any --data (two .npy files, 3 KB an image: about 150 MB for the 50,000 training images)")
     # -- encoder (the feature space of the kernel)
     encoder: str = _opt("", "weights file of another encoder (an encoder.pt written by a run, or a TorchScript "
                         "module with feature_maps); default: train our own and cache it in the run folder")
@@ -65,7 +82,8 @@ class CifarConfig:
     amp: Literal["auto", "bf16", "fp16", "fp32"] = _opt(
         "auto", "mixed precision: auto follows the device (bf16 on GPUs of compute capability 8.0 or more, fp16 "
         "with a gradient scaler on older ones such as the T4 and V100, fp32 on a CPU); or bf16, fp16, fp32")
-    minutes: float = _opt(0.0, "cap on this invocation's wall time (0: none); it ends with a checkpoint")
+    minutes: float = _opt(0.0, "cap on this invocation's wall time (0: none): the stage under way (encoder or "
+                          "generator) saves a checkpoint and stops; the same command resumes")
     ckpt_every: int = _opt(1000, "checkpoint every this many steps (and at the end)")
     grid_every: int = _opt(1000, "sample grid every this many steps (and at the end)")
     log_every: int = _opt(50, "log a line every this many steps")
@@ -77,20 +95,34 @@ class CifarConfig:
         if isinstance(self.amp, bool):  # runs stored before amp named a precision: True was bf16 autocast on CUDA
             self.amp = "auto" if self.amp else "fp32"
         if self.amp not in ("auto", "bf16", "fp16", "fp32"):
-            raise ValueError(f"amp must be auto, bf16, fp16 or fp32, got {self.amp!r}")
+            raise UsageError(f"--amp must be auto, bf16, fp16 or fp32, got {self.amp!r}")
         self.taus = tuple(float(t) for t in self.taus)
-        if not self.taus or min(self.taus) <= 0:
-            raise ValueError(f"temperatures must be positive, got {self.taus}")
-        if self.batch_gen < 2 or self.batch_real < 1:
-            raise ValueError("batch_gen >= 2 and batch_real >= 1 are needed")
+        for name in POSITIVE:
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise UsageError(f"{flag(name)} must be a positive number, got {value}")
+        for name in NON_NEGATIVE:
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise UsageError(f"{flag(name)} must be zero or more, got {value}")
+        if not self.taus or not all(math.isfinite(t) and t > 0 for t in self.taus):
+            raise UsageError(f"--taus must be positive numbers, got {' '.join(map(str, self.taus)) or 'none'} "
+                             "(the defaults are 0.02 0.05 0.2)")
+        if self.batch_gen < 2:
+            raise UsageError(f"--batch-gen must be at least 2 (each generated image is pushed away from the others "
+                             f"of its batch), got {self.batch_gen}")
         if not 0.0 <= self.ema < 1.0:
-            raise ValueError(f"ema must be in [0, 1), got {self.ema}")
+            raise UsageError(f"--ema must be in [0, 1), got {self.ema}")
         self.feature_stages = tuple(int(i) for i in self.feature_stages)
         self.patch_sizes = tuple(int(p) for p in self.patch_sizes if int(p) != 0)
+        if any(p < 0 for p in self.patch_sizes):
+            raise UsageError(f"--patch-sizes must be positive numbers (0 alone: none), got "
+                             f"{' '.join(map(str, self.patch_sizes))}")
         if not self.feature_stages or not set(self.feature_stages) <= {0, 1, 2}:
-            raise ValueError(f"feature stages must be among 0, 1, 2, got {self.feature_stages}")
+            raise UsageError(f"--feature-stages must be among 0, 1, 2, got "
+                             f"{' '.join(map(str, self.feature_stages)) or 'none'}")
         if self.decay not in ("none", "cosine"):
-            raise ValueError(f"decay must be 'none' or 'cosine', got {self.decay!r}")
+            raise UsageError(f"--decay must be 'none' or 'cosine', got {self.decay!r}")
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -100,6 +132,11 @@ class CifarConfig:
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
+
+# settings checked when a config is made (the others have their own checks in __post_init__)
+POSITIVE = ("encoder_width", "encoder_epochs", "encoder_batch", "encoder_lr", "noise_dim", "gen_width", "batch_real",
+            "gen_steps", "lr", "clip", "ckpt_every", "grid_every", "log_every")
+NON_NEGATIVE = ("warmup", "weight_decay", "minutes", "snapshot_every", "threads")
 
 # Named presets: each is a set of overrides of CifarConfig's defaults (``--preset NAME``); options written on
 # the command line win over the preset. "gpu" is what the command uses when no preset is named: the defaults,
@@ -120,9 +157,8 @@ PRESET_HELP = {
 def preset_overrides(name: str, given: set[str]) -> dict:
     """The preset's settings that the command line did not set itself."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        raise UsageError(f"--preset {name}: unknown preset; choose one of {', '.join(PRESETS)}")
     return {k: v for k, v in PRESETS[name].items() if k not in given}
-
 
 # A configuration that trains end to end on a CPU in seconds (tests, the TINY GPU-script mode, the benchmark).
 TINY = {"encoder_width": 8, "encoder_epochs": 2.0, "encoder_batch": 64, "gen_width": 8, "noise_dim": 16,

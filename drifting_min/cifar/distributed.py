@@ -49,6 +49,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from .config import UsageError
+
 # how long a collective may wait: longer than the encoder stage, which the other ranks wait for at a barrier
 # (a dead process does not wait this long: torchrun ends the job as soon as one of its processes exits)
 TIMEOUT = timedelta(hours=2)
@@ -89,7 +91,7 @@ def start(device: torch.device) -> World:
     if device.type == "cuda":
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
         if device.index is not None and device.index != local_rank:
-            raise ValueError(f"--device {device} under torchrun: each process uses the GPU of its local rank; "
+            raise UsageError(f"--device {device} under torchrun: each process uses the GPU of its local rank; "
                              "pick GPUs with CUDA_VISIBLE_DEVICES and pass --device cuda")
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
@@ -126,13 +128,13 @@ def main_first(world: World):
 
 
 def check_same(what: str, value: int, world: World) -> None:
-    """Raise ValueError unless every rank holds the same ``value`` (e.g. the step a resumed run starts from)."""
+    """Raise UsageError unless every rank holds the same ``value`` (e.g. the step a resumed run starts from)."""
     if not world.active:
         return
     t = torch.tensor([value, -value], device=world.device)
     _collective(dist.all_reduce, t, op=dist.ReduceOp.MAX)
     if t[0] != -t[1]:
-        raise ValueError(f"the processes disagree on {what} ({-t[1].item()} to {t[0].item()}): every machine must "
+        raise UsageError(f"the processes disagree on {what} ({-t[1].item()} to {t[0].item()}): every machine must "
                          "see the same run folder (a filesystem shared by all of them)")
 
 
@@ -141,7 +143,7 @@ def shard(batch: int, classes: int, world: World) -> Tensor:
     one block when unconditional): the rank-th of N equal slices of every block. [batch / N] int64."""
     per_class = batch // classes
     if batch % classes or per_class % world.size:
-        raise ValueError(f"a batch of {batch} over {classes} class(es) and {world.size} processes: each class's "
+        raise UsageError(f"a batch of {batch} over {classes} class(es) and {world.size} processes: each class's "
                          f"share must split evenly over the processes (use a multiple of {classes * world.size})")
     m = per_class // world.size
     starts = torch.arange(classes) * per_class + world.rank * m  # [classes]

@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import UsageError
 from .precision import autocast, grad_scaler
 
 
@@ -122,12 +123,16 @@ def accuracy(encoder: nn.Module, images: torch.Tensor, labels: torch.Tensor, bat
 
 
 def train_encoder(images: torch.Tensor, labels: torch.Tensor, *, width: int, num_classes: int, epochs: float,
-                  batch: int, lr: float, seed: int, precision: str = "fp32", progress: bool = True) -> Encoder:
+                  batch: int, lr: float, seed: int, precision: str = "fp32", progress: bool = True,
+                  resume: dict | None = None, save=None, save_every: int = 0, stop=None) -> Encoder | None:
     """Supervised training: AdamW, a one-cycle learning rate (triangular), label smoothing 0.1, light augmentation.
 
     ``images`` are float (N, 3, 32, 32) in [-1, 1] on the training device; ``precision`` is "bf16", "fp16" (with
-    a gradient scaler) or "fp32" (``precision.choose_precision``). Not resumable mid-way (it takes about
-    a minute on a GPU): an interrupted encoder stage starts again.
+    a gradient scaler) or "fp32" (``precision.choose_precision``). Resumable: ``save(state)`` is called
+    every ``save_every`` steps (0: never) with a dict of everything the rest of the stage depends on (weights,
+    optimiser, the gradient scaler, the sampling generator's state, the step), and ``resume=state`` continues
+    from it exactly as the uninterrupted stage would have gone on. ``stop()`` is asked after every step; when it
+    returns true, the state is saved and None is returned instead of the encoder.
     """
     from tqdm.auto import tqdm
 
@@ -139,8 +144,24 @@ def train_encoder(images: torch.Tensor, labels: torch.Tensor, *, width: int, num
     warm = max(1, steps // 4)
     gen = torch.Generator().manual_seed(seed)
     scaler = grad_scaler(precision, device)
+    first = 0
+    if resume is not None:
+        if resume["steps"] != steps:
+            raise ValueError(f"the encoder checkpoint is of a {resume['steps']}-step stage, this one has {steps}")
+        enc.load_state_dict(resume["encoder"])
+        opt.load_state_dict(resume["optimizer"])
+        if scaler.is_enabled() and resume.get("scaler"):  # fp16: the loss scale reached so far
+            scaler.load_state_dict(resume["scaler"])
+        gen.set_state(resume["rng"])
+        first = resume["step"]
+
+    def state(step: int) -> dict:
+        return {"step": step, "steps": steps, "encoder": enc.state_dict(), "optimizer": opt.state_dict(),
+                "scaler": scaler.state_dict(), "rng": gen.get_state()}
+
     enc.train()
-    for step in tqdm(range(steps), desc="encoder", disable=not progress, leave=False):
+    for step in tqdm(range(first, steps), desc="encoder", initial=first, total=steps, disable=not progress,
+                     leave=False):
         for group in opt.param_groups:  # one cycle: linear up over the first quarter, linear down to zero
             group["lr"] = lr * min((step + 1) / warm, (steps - step) / max(1, steps - warm))
         idx = torch.randint(0, len(images), (batch,), generator=gen).to(device)
@@ -151,6 +172,12 @@ def train_encoder(images: torch.Tensor, labels: torch.Tensor, *, width: int, num
         scaler.scale(loss).backward()
         scaler.step(opt)  # skipped when an fp16 gradient overflowed
         scaler.update()
+        if stop is not None and step + 1 < steps and stop():
+            if save is not None:
+                save(state(step + 1))
+            return None
+        if save is not None and save_every and (step + 1) % save_every == 0 and step + 1 < steps:
+            save(state(step + 1))
     return enc
 
 
@@ -171,14 +198,14 @@ def load_encoder(path: str | Path, device: torch.device | str = "cpu") -> tuple[
     ``feature_maps`` method. Returns it (on ``device``) and its info (without the weights)."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"encoder weights {path} not found")
+        raise UsageError(f"{path}: no such encoder weights file (pass an encoder.pt of a run, or a TorchScript file)")
     if not _is_torchscript(path):
         try:
             blob = torch.load(path, map_location=device, weights_only=False)
         except Exception as e:  # a truncated or foreign file: say which and what is expected
-            raise ValueError(f"{path}: neither an encoder.pt of this trainer nor a TorchScript module ({e})") from e
+            raise UsageError(f"{path}: neither an encoder.pt of this trainer nor a TorchScript module ({e})") from e
         if not (isinstance(blob, dict) and blob.get("kind") == "drifting_min.cifar.Encoder"):
-            raise ValueError(f"{path}: neither an encoder.pt of this trainer nor a TorchScript module")
+            raise UsageError(f"{path}: neither an encoder.pt of this trainer nor a TorchScript module")
         enc = Encoder(blob["width"], blob["num_classes"])
         enc.load_state_dict(blob["state_dict"])
         return enc.to(device), {k: v for k, v in blob.items() if k != "state_dict"}
@@ -186,7 +213,7 @@ def load_encoder(path: str | Path, device: torch.device | str = "cpu") -> tuple[
         warnings.simplefilter("ignore", DeprecationWarning)
         module = torch.jit.load(str(path), map_location=device)
     if not hasattr(module, "feature_maps"):
-        raise ValueError(f"{path}: the TorchScript module has no feature_maps method")
+        raise UsageError(f"{path}: the TorchScript module has no feature_maps method, which the trainer needs")
     return ScriptedEncoder(module).to(device), {"kind": "torchscript"}
 
 

@@ -1,4 +1,6 @@
-"""Curves of a run's log (``log.jsonl``): loss, raw |V|^2 per temperature, learning rate, throughput, FID.
+"""Curves of a run's log (``log.jsonl``): the batch's energy distance in the encoder's features (the progress
+measure) beside the loss, raw |V|^2 per temperature beside its level between two real batches, learning rate,
+throughput, FID.
 
 The only module of the trainer that imports matplotlib.
 """
@@ -30,14 +32,25 @@ def plot_log(run: str | Path, to: str | Path | None = None) -> Path:
     taus = json.loads(config.read_text()).get("taus") if config.exists() else None
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
     (ax_loss, ax_raw), (ax_speed, ax_fid) = axes
+    real = next((ln["real_vs_real"] for ln in lines if "real_vs_real" in ln), {})  # the levels of a perfect fit
     x = [ln["step"] for ln in steps]
-    ax_loss.plot(x, [ln["loss"] for ln in steps])
-    ax_loss.set_title("loss (normalised drifts: not a progress measure)", fontsize=10)
+    if steps and "energy" in steps[0]:
+        ax_loss.plot(x, [ln["energy"] for ln in steps], color="C0")
+        ax_loss.axhline(real.get("energy", 0.0), color="C0", ls="--", lw=1)
+        ax_loss.set_ylabel("relative energy distance", color="C0")
+        ax_loss.set_title("progress: energy distance of each batch in the encoder's features\n(dashed: two real "
+                          "batches); loss in grey (normalised: not a progress measure)", fontsize=10)
+        ax_loss = ax_loss.twinx()
+    ax_loss.plot(x, [ln["loss"] for ln in steps], color="0.6", lw=1)
+    ax_loss.set_ylabel("loss", color="0.4")
     for i in range(len(steps[0]["raw_drift_sq"]) if steps else 0):
         name = f"tau = {taus[i]}" if taus and i < len(taus) else f"temperature {i}"
-        ax_raw.plot(x, [ln["raw_drift_sq"][i] for ln in steps], label=name)
+        ax_raw.plot(x, [ln["raw_drift_sq"][i] for ln in steps], label=name, color=f"C{i}")
+        if "raw_drift_sq" in real:
+            ax_raw.axhline(real["raw_drift_sq"][i], color=f"C{i}", ls="--", lw=1)
     ax_raw.set_yscale("log")
-    ax_raw.set_title("raw mean square drift before normalisation\n(summed over features)", fontsize=10)
+    ax_raw.set_title("raw mean square drift before normalisation, summed over\nfeatures (dashed: two real batches)",
+                     fontsize=10)
     if steps:
         ax_raw.legend(fontsize=8)
     ax_speed.plot(x, [ln["images_per_s"] for ln in steps], color="C2")

@@ -116,8 +116,9 @@ def show(fig):
 #
 # `fid --out RUN` also appends its result to the run's log, so FID measured at several points of a run shows
 # up in `plot` as a curve. `--help` on each sub-command lists every option. `--data` also takes a local
-# `cifar-10-python.tar.gz`, or a folder or `.zip` of images with one subfolder per class (a corrupt archive, a wrong
-# md5, an empty folder or images of another size stop with a message that says which). `--conditional` trains a
+# `cifar-10-python.tar.gz`, or a folder or `.zip` of images with one subfolder per class (a corrupt archive, a
+# wrong md5, an empty folder, a zip without class folders or images of another size stop with one line that says
+# which; section 7). `--conditional` trains a
 # class-conditional generator instead of the unconditional one. `--device cpu` and a tiny configuration run anywhere
 # (the tests do exactly that); a real run wants one GPU.
 #
@@ -421,17 +422,38 @@ for r in (0.2, 0.05, 0.02):
 # %% [markdown]
 # ## 7. Checkpoints, interruptions, failures
 #
-# * `ckpt.pt` holds the generator, the EMA, the optimiser's state, the step, the config and the data's
-#   fingerprint; `ema.pt` holds the EMA weights alone (about 13 MiB at the default width) for sampling and
-#   copying. Both are written to a temporary name and renamed (`os.replace`), so a run killed at any moment
-#   leaves the last complete file, never half of one.
-# * Ctrl-C or SIGTERM stops at the end of the current step and saves; a second Ctrl-C aborts. `--minutes`
-#   does the same when the time is up.
-# * The same command again resumes: the stored settings win over new ones except those that do not change the
-#   schedule (device, data location, logging, time cap), and the log lines written after the checkpoint are
-#   dropped (they will be written again). A run on other data (another fingerprint) refuses to resume.
-# * A non-finite loss or gradient stops the run with a message before the weights are touched; the last good
-#   checkpoint stays as it was.
+# A run may be cut short at any moment: a time limit, a lost machine, a Ctrl-C. The trainer is built so that the
+# same command again always takes it up where it stopped, and so that a mistake in the command costs nothing.
+#
+# * **Files.** `ckpt.pt` holds the generator, the EMA, the optimiser's state (and in fp16 the gradient scaler's),
+#   the step, the config and the data's fingerprint; `ema.pt` holds the EMA weights alone (about 13 MiB at the
+#   default width) for sampling and copying, and `--snapshot-every N` keeps a copy of it every N steps in
+#   `snapshots/`. While the encoder trains, `encoder_ckpt.pt` holds its weights, optimiser and random state
+#   (saved every 5% of the stage and on every stop; it goes once `encoder.pt` is written). Every file is written
+#   to a temporary name and renamed (`os.replace`), so a run killed at any moment, `kill -9` included, leaves the
+#   last complete file, never half of one.
+# * **Stopping.** Ctrl-C, SIGTERM and `--minutes` work in both stages: the stage under way finishes its step,
+#   saves, and the command prints what it saved and the command that resumes, e.g.
+#   `interrupted (SIGINT) in the encoder stage at step 212 of 743: saved runs/a/encoder_ckpt.pt; the same
+#   command resumes: python -m drifting_min.cifar train --out runs/a ...`. A second Ctrl-C aborts at once.
+# * **Resuming.** The data order, the noise and the learning rate are functions of (seed, step), and the encoder
+#   stage saves its random state, so a resumed run goes on exactly as an uninterrupted one would (bit for bit on
+#   a CPU: the tests stop a run after every single step, encoder and generator, and compare). The stored settings
+#   win over new ones except those that do not change the schedule (device, precision, data location, logging,
+#   snapshots, time cap): a run started on a T4 in fp16 may go on in bf16 on an H100, or in float32 on a CPU.
+#   Log lines written after the checkpoint are dropped (they will be written again).
+# * **One run, one folder.** A trainer locks its `--out` while it writes (an `flock` on `OUT/.lock`, which the
+#   system releases however the process ends); a second trainer on the same folder refuses and names the
+#   holder's pid. A folder trained on other data (another fingerprint) refuses the run. A new run that fails
+#   before it has saved anything removes its folder again, and a refused command changes nothing in an existing
+#   one. The decoded images (about 150 MB for CIFAR-10) are cached in `--data-dir`, never beside your data.
+# * **Errors.** A mistake the user can fix (an option out of range, a missing, corrupt or mis-laid data file, a
+#   zip without class folders, no GPU for `--device cuda`, no network for `download`, a folder in use, too few
+#   samples for `fid --n`) prints one line that names the option or file and the fix, and exits with status 2,
+#   before any slow stage: settings when the config is made, then the device and the paths, then the data,
+#   all before the encoder trains. `DRIFTING_DEBUG=1` shows the traceback as well; a real bug keeps its traceback.
+# * **Non-finite values.** A NaN or infinite loss or gradient stops the run (status 1) before the weights are
+#   touched; the last good checkpoint stays as it was.
 #
 # ## 8. Measuring: FID on this course's protocol
 #
@@ -565,10 +587,12 @@ for n in (250, 1000, 4000, 16000):
 #
 # **What else holds.** The noise and the real images of step $s$ are drawn for the whole batch, as functions
 # of (seed, $s$), and rank $r$ takes the $r$-th slice of every class's block; so a run resumed with the same N
-# continues bit for bit on a CPU, and with another N to float rounding. Rank 0 alone writes the run folder
-# (log, grids, checkpoints, atomically as before) and prints; it also goes first where the others need its
-# files (the data's download and cache, the encoder's training), while they wait at a barrier. The ranks
-# agree at every step whether to stop (Ctrl-C, `--minutes`), so they stop after the same step. If a process
+# continues bit for bit on a CPU, and with another N to float rounding. Rank 0 alone locks and writes the run
+# folder (log, grids, checkpoints, atomically as before) and prints; it also goes first where the others need
+# its files (the data's download and cache, the encoder's training), while they wait at a barrier. A stop
+# during the encoder stage (section 7) is rank 0's: it saves `encoder_ckpt.pt` and every rank returns. The
+# ranks agree at every generator step whether to stop (Ctrl-C, `--minutes`), so they stop after the same
+# step. If a process
 # dies, `torchrun` stops the others and names the failed rank, the survivors say that another process of the
 # job has stopped, and the last checkpoint is kept: the same command resumes. `sample` and `fid` run as one
 # process.
@@ -686,6 +710,55 @@ print(f"this machine: {device}, {precision} ({why})")
 # part (the schedule follows the shorter run). The measured time, once there is one, replaces this paragraph.
 #
 # ## 11. What to expect
+#
+# ### What a run shows: the log and the bar
+#
+# * The encoder stage trains first and prints its test accuracy (it is cached: a resumed run skips it).
+# * **The loss** stays near a constant after the first few dozen steps: each temperature's force is normalised
+#   to unit size, so the loss measures nothing about progress.
+# * **The raw $|F_R|^2$ per temperature** (before that normalisation) does not fall to zero either. Even two
+#   batches of *real* images pull on each other, because a finite batch never matches another finite batch
+#   point for point. The trainer measures that level once, with a second real batch in the place of the
+#   generated one (`real_vs_real` in the log's first line; dashed in `plot`), and each temperature's raw drift
+#   moves *towards* it: from below at the small temperatures, from above at the large one.
+# * **The energy distance** of each batch in the encoder's pooled features (of the deepest of the run's
+#   `--feature-stages`, the last stage by default), relative to the spread of the real batch (`energy` in the
+#   log, `train.relative_energy_distance`), is $0$ in expectation when the two batches come from one
+#   distribution, whatever the batch size, and falls towards it as the generator learns.
+#
+# Measured on a CPU, on the JPEG copy of CIFAR-10 (command below), as means of the log lines (one every 10
+# steps) in each window:
+#
+# | steps | $R = 0.02$ | $R = 0.05$ | $R = 0.2$ | energy distance |
+# |---|---|---|---|---|
+# | 10-50 | 0.087 | 0.147 | 0.280 | 0.263 |
+# | 110-200 | 0.165 | 0.277 | 0.221 | 0.062 |
+# | 510-600 | 0.189 | 0.306 | 0.163 | 0.017 |
+# | two real batches | 0.175 | 0.292 | 0.118 | -0.004 |
+#
+# Why the small temperatures rise: the force on a generated sample is $F_R = W^+ \tilde y^+ - W^- \tilde y^-$ with
+# $W^+ = A^+\,\mathrm{rowsum}(A^-)$ and $W^- = A^-\,\mathrm{rowsum}(A^+)$ (lesson 06, section 6): both terms scale
+# with the sample's affinity $A^+$ to the real images. At first the generated images are nearly alike, each
+# one's nearest targets are its generated neighbours, and at $R = 0.02$ the softmax gives the real images,
+# farther away, almost no weight ($A^+$ on its clip floor, lesson 06, section 8): the force is small. As the
+# samples spread out, real images come as near as generated ones, and the force grows to the level that two
+# real batches have; the small temperatures reached it within 300 steps. At $R = 0.2$ the weights spread over
+# many targets and the force is close to the difference between the two batches' means: large while the
+# generated batch sits away from the real one, falling as it closes in. Its excess over the real level (0.16 at
+# the start, 0.045 at the end) is the part of the raw curves that still tracked progress late in this run.
+#
+# The energy distance fell from 0.58 at step 10 to 0.06 at step 100 and to about 0.02 after step 300, where it
+# sits within its batch-to-batch noise (a standard deviation of 0.01 to 0.02 between log lines at 64 images a
+# batch). It is measured in the features the generator is trained to match, so it tells how far the training
+# has got, not how good the images are: FID on the Inception network is the judge. **The bar** shows what
+# tracks progress: `energy` (falls to 0) and `F2/real`, each temperature's raw $|F_R|^2$ over its real level
+# (moves to 1), with the throughput; the gradient norm and the learning rate are in the log.
+#
+# The run: `python -m drifting_min.cifar train --out runs/cpu_curves --data ../shared/data/cifar10-jpeg/train.zip
+# --data-dir runs/cache --encoder-width 8 --encoder-epochs 2 --encoder-batch 128 --gen-width 16 --batch-gen 64
+# --batch-real 64 --gen-steps 600 --warmup 40 --lr 1e-3 --log-every 10 --grid-every 100 --ckpt-every 100
+# --device cpu --threads 1` (encoder test accuracy 0.66 on the held-out 5%; 20 minutes on a two-core machine
+# shared with other jobs), then `python -m drifting_min.cifar plot --out runs/cpu_curves` for the curves.
 #
 # ### On a CPU: the `cpu` preset
 #
@@ -813,11 +886,6 @@ for name, r in finals.items():
 # 10,000 steps: the first GPU call fits its 8 minutes, and `--minutes 8` ends it with a checkpoint if the rate is
 # lower. Those times are lower bounds from counted work, not measurements.
 #
-# * The encoder stage trains first and prints its test accuracy (it is cached: a resumed run skips it).
-# * The loss stays near a constant: each temperature's force is normalised to unit size, so the loss measures
-#   nothing about progress. Watch the raw $|F|^2$ per temperature in the log (`plot` draws it): it is the
-#   quantity that should fall as the generated features approach the real ones. The gradient norm, the
-#   learning rate and the throughput are logged too.
 # * Samples (`grid.png`, refreshed every `grid_every` steps, with earlier ones kept in `grids/`) show what the
 #   curves cannot; FID of 10,000 samples against the floor is the number to report.
 # * Others' CIFAR-10 results with drifting (public ports of the method, each on its own protocol, so not
