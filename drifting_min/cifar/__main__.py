@@ -4,6 +4,7 @@
     python -m drifting_min.cifar sample --out runs/NAME --n 10000 # grid + uint8 .npz shards (<= 15 MB each)
     python -m drifting_min.cifar fid --out runs/NAME --inception PATH --ref-stats PATH
     python -m drifting_min.cifar plot --out runs/NAME             # runs/NAME/curves.png from the log
+    torchrun --nproc_per_node N -m drifting_min.cifar train --out runs/NAME   # train on N GPUs (distributed.py)
 
 ``train``'s options are made from ``CifarConfig`` (every setting is written there once); ``--help`` on each
 sub-command lists its options.
@@ -17,6 +18,7 @@ status 1, a second Ctrl-C with 130. Anything else is a bug and keeps its traceba
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -25,6 +27,7 @@ from pathlib import Path
 
 from ..cli import add_config_options, config_from_args, given_options
 from ..runtime import set_threads
+from . import distributed
 from .config import PRESET_HELP, CifarConfig, UsageError, preset_overrides
 from .train import RUN_CONTROL, NonFiniteLoss, pick_device, train
 
@@ -42,6 +45,10 @@ decoded images are cached in --data-dir (about 150 MB for CIFAR-10's 50,000 trai
 beside your data. Ctrl-C, SIGTERM and --minutes stop any stage (the encoder's too) with a checkpoint, and
 the same command again resumes. Errors print one line and exit with status 2 (DRIFTING_DEBUG=1 for a
 traceback).
+
+On N processes: torchrun --nproc_per_node N -m drifting_min.cifar train ... (one GPU each, or Gloo on the
+CPU); the batch sizes stay those of the whole step, and rank 0 alone locks and writes the run folder and
+prints.
 """
 
 
@@ -62,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
                                             f"ones, except {free}, which may change)"), CifarConfig)
 
     with_defaults = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter}
-    s = sub.add_parser("sample", help="sample grid and .npz shards from a run's EMA weights", **with_defaults)
+    s = sub.add_parser("sample", help="sample grid and .npz shards from a run's EMA weights",
+                       description="One process (run it with python, not torchrun).", **with_defaults)
     s.add_argument("--out", required=True, help="the run folder (or an ema.pt / ckpt.pt file)")
     s.add_argument("--n", type=int, default=0, help="number of samples to write as shards (0: the grid only)")
     s.add_argument("--to", default=None, help="folder for grid and shards (default: OUT/samples)")
@@ -71,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--shard-size", type=int, default=0, help="images per shard (default: as many as fit in 15 MB)")
     _common(s)
 
-    f = sub.add_parser("fid", help="FID (and KID) of a run or of sample shards", **with_defaults)
+    f = sub.add_parser("fid", help="FID (and KID) of a run or of sample shards",
+                       description="One process (run it with python, not torchrun).", **with_defaults)
     f.add_argument("--out", default=None, help="a run folder: FID of fresh samples of its EMA weights, logged")
     f.add_argument("--samples", default=None, help="a folder (or file) of .npz sample shards instead of a run")
     f.add_argument("--n", type=int, default=10000, help="number of samples")
@@ -182,9 +191,13 @@ def cmd_fid(args) -> dict:
 def cmd_train(args, argv: list[str]) -> dict:
     preset = preset_overrides(args.preset, given_options(_parser(), argv))  # explicit flags win over the preset
     cfg = config_from_args(CifarConfig, args, **preset)
-    result = train(cfg, args.out, progress=args.progress)
-    if result["stopped"] != "done":
+    quiet = distributed.launched_rank() != 0  # under torchrun only rank 0 prints; errors still reach stderr
+    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull if quiet else sys.stdout):
+        result = train(cfg, args.out, progress=args.progress)
+    if result["stopped"] != "done" and not quiet:
         command = shlex.join(["python", "-m", "drifting_min.cifar", *argv])
+        if "WORLD_SIZE" in os.environ:  # launched by torchrun: its own options come first
+            command = f"torchrun (the same options) -m drifting_min.cifar {shlex.join(argv)}"
         print(f"{result['stopped']} {result['where']}: saved {result['saved']}; the same command resumes: {command}",
               file=sys.stderr)
     return result
@@ -195,6 +208,12 @@ def main(argv: list[str] | None = None) -> dict:
     args = _parser().parse_args(argv)
     try:
         result = run_command(args, argv)
+    except distributed.PeerLost as e:  # no goodbye to a group that has lost a member
+        if os.environ.get("DRIFTING_DEBUG"):
+            raise
+        print(f"error: {e}; the job stops, {args.out}/ckpt.pt keeps the last checkpoint, and the same command "
+              "resumes it", file=sys.stderr)
+        raise SystemExit(1) from None
     except (UsageError, FileNotFoundError, NonFiniteLoss, KeyboardInterrupt) as e:
         if os.environ.get("DRIFTING_DEBUG"):
             raise
@@ -202,8 +221,12 @@ def main(argv: list[str] | None = None) -> dict:
             print("aborted (a second Ctrl-C): files already written are complete; the same command resumes from "
                   "the last checkpoint", file=sys.stderr)
             raise SystemExit(130) from None
+        distributed.stop()  # every rank meets the same error (the same settings, files and loss) and leaves
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(1 if isinstance(e, NonFiniteLoss) else 2) from None
+    distributed.stop()
+    if distributed.launched_rank() != 0:  # under torchrun only rank 0 prints; errors still reach stderr
+        return result
     print(json.dumps(result))
     return result
 

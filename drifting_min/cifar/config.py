@@ -141,7 +141,7 @@ NON_NEGATIVE = ("warmup", "weight_decay", "minutes", "snapshot_every", "threads"
 # Named presets: each is a set of overrides of CifarConfig's defaults (``--preset NAME``); options written on
 # the command line win over the preset. "gpu" is what the command uses when no preset is named: the defaults,
 # made class-conditional with 64 generated and 64 real images of each class a step (the paper's per-class
-# count), because conditioning was the largest gain of the CPU screen (lesson 07 section 10).
+# count), because conditioning was the largest gain of the CPU screen (lesson 07 section 11).
 PRESETS: dict[str, dict] = {
     "gpu": {"conditional": True, "batch_gen": 640, "batch_real": 640},
     # found by bench/cifar_cpu_recipe.py (lesson 07 section 10): about 15 minutes of one CPU thread end to end

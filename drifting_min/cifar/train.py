@@ -34,10 +34,16 @@ The log. Every ``log_every`` steps: the loss (nearly constant by construction, n
 per temperature, and ``energy``, the relative energy distance of the batch in the encoder's pooled features (of
 the deepest of the run's ``feature_stages``); the first line holds both for two real batches (``real_vs_real``),
 the levels a perfect generator would show, and the precision the run trains in.
+
+More than one process (``torchrun``, ``distributed.py``): each rank computes its slice of the step's batch, the
+features are gathered so that the loss is the whole batch's, the gradients are summed; rank 0 alone locks and
+writes the run folder (and trains the encoder while the others wait), and the ranks agree after every step
+whether to stop, so that all stop after the same step.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -59,6 +65,7 @@ import numpy as np
 import torch
 
 from ..features import feature_drift_loss, multiscale_features
+from . import distributed
 from .config import CifarConfig, UsageError
 from .data import DataError, RealSampler, fingerprint, load_images, noise, to_float
 from .encoder import Encoder, accuracy, freeze, load_encoder, numpy_to_device, save_encoder, train_encoder
@@ -233,11 +240,15 @@ def by_class(feats: dict[str, torch.Tensor], k: int) -> dict[str, torch.Tensor]:
     return {name: f.reshape(f.shape[0] * k, f.shape[1] // k, f.shape[2]) for name, f in feats.items()}
 
 
-def feature_loss(encoder, gen_images, real_images, cfg: CifarConfig, k: int = 1) -> tuple[torch.Tensor, dict]:
-    """The summed feature-space loss, and the raw mean square force per temperature summed over features."""
+def feature_loss(encoder, gen_images, real_images, cfg: CifarConfig, k: int = 1,
+                 world: distributed.World | None = None) -> tuple[torch.Tensor, dict]:
+    """The summed feature-space loss, and the raw mean square force per temperature summed over features.
+    Under torchrun the loss is that of the whole batch: every rank's features are gathered (distributed.py)."""
     fg = config_features(encoder, gen_images, cfg)
     with torch.no_grad():
         fr = config_features(encoder, real_images, cfg)
+    if world is not None:
+        fg, fr = distributed.gather_samples([fg, fr], k, world)
     if k > 1:
         fg, fr = by_class(fg, k), by_class(fr, k)
     try:
@@ -270,8 +281,10 @@ def relative_energy_distance(a: torch.Tensor, b: torch.Tensor) -> float:
 class Trainer:
     """The generator, its EMA, the optimiser and the step count, with the data and the frozen encoder."""
 
-    def __init__(self, cfg: CifarConfig, data: dict, encoder, device: torch.device):
+    def __init__(self, cfg: CifarConfig, data: dict, encoder, device: torch.device,
+                 world: distributed.World | None = None):
         self.cfg, self.data, self.encoder, self.device = cfg, data, encoder, device
+        self.world = world or distributed.World(device=device)
         self.k = data["classes"] if cfg.conditional else 1
         check_batches(cfg, data["classes"])
         torch.manual_seed(cfg.seed)
@@ -285,19 +298,22 @@ class Trainer:
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, betas=(0.9, 0.95),
                                      weight_decay=cfg.weight_decay)
         self.real = RealSampler(data["labels"], cfg.seed, cfg.batch_real, per_class=cfg.conditional)
+        # this process's rows of the whole step's batch (all of them in one process)
+        self.rows_gen = distributed.shard(cfg.batch_gen, self.k, self.world)
+        self.rows_real = distributed.shard(cfg.batch_real, self.k, self.world)
         self.step = 0
         self.precision, _ = choose_precision(cfg.amp, device)  # "bf16", "fp16" or "fp32"
         self.scaler = grad_scaler(self.precision, device)  # enabled for fp16 only
 
     def gen_batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        eps = noise(step, self.cfg.batch_gen, self.cfg.noise_dim, self.cfg.seed).to(self.device)
+        eps = noise(step, self.cfg.batch_gen, self.cfg.noise_dim, self.cfg.seed)[self.rows_gen].to(self.device)
         if not self.cfg.conditional:
             return eps, None
-        labels = torch.arange(self.k).repeat_interleave(self.cfg.batch_gen // self.k)
+        labels = torch.arange(self.k).repeat_interleave(self.cfg.batch_gen // self.k)[self.rows_gen]
         return eps, labels.to(self.device)
 
     def real_batch(self, step: int) -> torch.Tensor:
-        return to_float(self.data["images"][self.real(step).to(self.device)])
+        return to_float(self.data["images"][self.real(step)[self.rows_real].to(self.device)])
 
     def train_step(self) -> dict:
         """One optimiser step; raises NonFiniteLoss (before touching the weights) if the loss or gradient is
@@ -311,9 +327,10 @@ class Trainer:
         real = self.real_batch(step)
         with autocast(self.precision, self.device):
             images = self.net(eps, labels)
-            loss, info = feature_loss(self.encoder, images, real, cfg, self.k)
+            loss, info = feature_loss(self.encoder, images, real, cfg, self.k, self.world)
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        distributed.sum_gradients(self.net.parameters(), self.world)  # the whole batch's gradient on every rank
         self.scaler.unscale_(self.opt)  # clip the true gradient, not the scaled one
         grad_norm = torch.nn.utils.clip_grad_norm_(self.net.parameters(), cfg.clip)
         values = torch.stack([loss.detach().float(), grad_norm.float()]).tolist()
@@ -335,9 +352,9 @@ class Trainer:
         than the positives): what a generator that matched the data exactly would show with these batch
         sizes. Raw |F|^2 does not fall to zero but to this level; the energy distance falls to about 0."""
         fake = RealSampler(self.data["labels"], self.cfg.seed + 1, self.cfg.batch_gen, self.cfg.conditional)
-        stand_in = to_float(self.data["images"][fake(0).to(self.device)])
+        stand_in = to_float(self.data["images"][fake(0)[self.rows_gen].to(self.device)])  # this rank's slice
         with autocast(self.precision, self.device):
-            _, info = feature_loss(self.encoder, stand_in, self.real_batch(0), self.cfg, self.k)
+            _, info = feature_loss(self.encoder, stand_in, self.real_batch(0), self.cfg, self.k, self.world)
         return info
 
     def state(self) -> dict:
@@ -361,7 +378,9 @@ class Trainer:
                 "config": self.cfg.to_dict(), "encoder": encoder_info}
 
     def save(self, out: Path, encoder_info: dict) -> None:
-        """ckpt.pt (to resume) and ema.pt (the EMA weights alone), each written atomically."""
+        """ckpt.pt (to resume) and ema.pt (the EMA weights alone), each written atomically (by rank 0 alone)."""
+        if not self.world.is_main:
+            return
         save_atomic({**self.state(), "encoder": encoder_info}, out / "ckpt.pt")
         save_atomic(self.ema_blob(encoder_info), out / "ema.pt")
 
@@ -477,19 +496,23 @@ def train(cfg: CifarConfig, out: str | Path, progress: bool = True, max_steps: i
 
     Before anything is written the device and the paths are checked and the folder is locked (UsageError
     otherwise). A new run folder left with nothing to resume from (an error, or a stop before the encoder stage
-    saved anything) is removed again."""
+    saved anything) is removed again. Under torchrun every process calls this: rank 0 alone creates, locks,
+    writes and removes the folder and trains the encoder (the others wait for it at a barrier), and all ranks
+    stop after the same step (``distributed.py``)."""
     t_start = time.monotonic()
     out = Path(out)
     device = pick_device(cfg.device)
     check_paths(cfg)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; a run needs a folder")
+    world = distributed.start(device)  # under torchrun: join the other processes (each takes its own GPU)
     existed = out.exists()
-    new = not existed or not any(out.iterdir())
-    out.mkdir(parents=True, exist_ok=True)
+    new = world.is_main and (not existed or not any(out.iterdir()))
+    if world.is_main:  # rank 0 alone creates, locks, writes and removes the run folder
+        out.mkdir(parents=True, exist_ok=True)
     try:
-        with RunLock(out), _StopFlag(cfg.minutes, t_start) as flag:
-            result = _run(cfg, out, device, flag, progress, max_steps, on_step, t_start)
+        with _locked(out, world), _StopFlag(cfg.minutes, t_start) as flag:
+            result = _run(cfg, out, world, flag, progress, max_steps, on_step, t_start)
     except BaseException:
         if new:
             _remove_if_nothing_to_resume(out, existed)
@@ -497,6 +520,35 @@ def train(cfg: CifarConfig, out: str | Path, progress: bool = True, max_steps: i
     if new:
         _remove_if_nothing_to_resume(out, existed)
     return result
+
+
+@contextlib.contextmanager
+def _locked(out: Path, world: distributed.World):
+    """The run folder's lock (RunLock), held by rank 0 alone; every rank learns whether rank 0 got it, so that
+    a refused job stops on every rank with the same UsageError."""
+    lock = RunLock(out)
+    _main_checks(lock.__enter__, world)
+    try:
+        yield lock
+    finally:
+        if world.is_main:
+            lock.__exit__(None, None, None)
+
+
+def _main_checks(check, world: distributed.World) -> None:
+    """``check()``, which raises UsageError, on rank 0 alone (it reads files that rank 0 may be rewriting); the
+    other ranks raise a UsageError too when it failed there, so that the whole job stops."""
+    error = None
+    if world.is_main:
+        try:
+            check()
+        except UsageError as e:
+            error = e
+    (failed,) = distributed.any_rank([error is not None], world)
+    if error is not None:
+        raise error
+    if failed:
+        raise UsageError("rank 0 refused the run folder (its message says why)")
 
 
 def _remove_if_nothing_to_resume(out: Path, keep_folder: bool) -> None:
@@ -509,43 +561,55 @@ def _remove_if_nothing_to_resume(out: Path, keep_folder: bool) -> None:
         out.mkdir(exist_ok=True)
 
 
-def _run(cfg: CifarConfig, out: Path, device: torch.device, flag: _StopFlag, progress: bool, max_steps, on_step,
-         t_start: float) -> dict:
-    """The stages of ``train``, in the locked run folder."""
+def _run(cfg: CifarConfig, out: Path, world: distributed.World, flag: _StopFlag, progress: bool, max_steps,
+         on_step, t_start: float) -> dict:
+    """The stages of ``train``, in the locked run folder (on every rank; rank 0 alone writes)."""
     from tqdm import tqdm
 
-    cfg, state = resume_config(cfg, out)
+    device = world.device
+    cfg, state = resume_config(cfg, out)  # before the first barrier: rank 0 has not written anything yet
     precision, why = choose_precision(cfg.amp, device)
     print(f"precision: {precision} ({why})")
     cfg = dataclasses.replace(cfg, amp=precision)  # the run's config says what ran, not "auto"
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest convolutions
-    data = prepare_data(cfg, device)
-    check_same_data(out, state, data["fingerprint"])
+    with distributed.main_first(world):  # rank 0 downloads and caches, the others wait and read the cache
+        data = prepare_data(cfg, device)
+    _main_checks(lambda: check_same_data(out, state, data["fingerprint"]), world)
     check_batches(cfg, data["classes"])
-    save_text(json.dumps(cfg.to_dict(), indent=1), out / "config.json")
-    encoder, enc_info = prepare_encoder(cfg, out, data, device, progress, stop=flag.check)
-    if encoder is None:
+    if world.is_main:
+        save_text(json.dumps(cfg.to_dict(), indent=1), out / "config.json")
+    progress = progress and world.is_main
+    encoder = enc_info = None
+    with distributed.main_first(world):  # rank 0 trains (or resumes) and caches the encoder; the others wait
+        if world.is_main:
+            encoder, enc_info = prepare_encoder(cfg, out, data, device, progress, stop=flag.check)
+    (stopped,) = distributed.any_rank([world.is_main and encoder is None], world)  # rank 0 saved and stopped
+    if stopped:
         saved = torch.load(out / "encoder_ckpt.pt", map_location="cpu", weights_only=False)
         where = f"in the encoder stage at step {saved['step']} of {saved['steps']}"
-        return {"step": 0, "stopped": flag.reason, "where": where, "saved": str(out / "encoder_ckpt.pt"),
-                "seconds": round(time.monotonic() - t_start, 1)}
-    trainer = Trainer(cfg, data, encoder, device)
+        return {"step": 0, "stopped": flag.reason or "interrupted (on rank 0)", "where": where,
+                "saved": str(out / "encoder_ckpt.pt"), "seconds": round(time.monotonic() - t_start, 1)}
+    if not world.is_main:  # rank 0's encoder, from the file it has just written (or the --encoder file)
+        encoder, enc_info = prepare_encoder(cfg, out, data, device, progress=False)
+    trainer = Trainer(cfg, data, encoder, device, world)
     real = trainer.real_vs_real()
     log = out / "log.jsonl"
     if state is not None:
         trainer.load(state)
+    distributed.check_same("the step to start from", trainer.step, world)  # all read the same checkpoint
+    if world.is_main and state is not None:
         _truncate_log(log, trainer.step)
-        print(f"resumed {out} at step {trainer.step}")
-    else:
+        print(f"resumed {out} at step {trainer.step} ({world.size} process(es))")
+    elif world.is_main:
         start = {"step": 0, "event": "start", **enc_info, "device": str(device), "precision": precision,
-                 "real_vs_real": real}
+                 "processes": world.size, "real_vs_real": real}
         log.write_text(json.dumps(start) + "\n")
     reason, first = "done", trainer.step
     bar = tqdm(total=cfg.gen_steps, initial=trainer.step, disable=not progress, desc="generator")
     t_log, n_log = time.monotonic(), 0
     try:
-        with open(log, "a") as log_file:
+        with open(log if world.is_main else os.devnull, "a") as log_file:
             while trainer.step < cfg.gen_steps:
                 try:
                     info = trainer.train_step()
@@ -563,25 +627,31 @@ def _run(cfg: CifarConfig, out: Path, device: torch.device, flag: _StopFlag, pro
                     log_file.flush()
                     bar.set_postfix(bar_fields(info, real, rate))
                     t_log, n_log = now, 0
-                if step % cfg.grid_every == 0 or step == cfg.gen_steps:
+                if world.is_main and (step % cfg.grid_every == 0 or step == cfg.gen_steps):
                     grid = grid_of(trainer.ema, out / "grids" / f"step_{step:06d}.png", cfg.seed, device)
                     shutil.copyfile(grid, out / "grid.png.tmp")
                     os.replace(out / "grid.png.tmp", out / "grid.png")
                 if step % cfg.ckpt_every == 0 or step == cfg.gen_steps:
                     trainer.save(out, enc_info)
-                if cfg.snapshot_every and step % cfg.snapshot_every == 0:
+                if world.is_main and cfg.snapshot_every and step % cfg.snapshot_every == 0:
                     (out / "snapshots").mkdir(exist_ok=True)
                     save_atomic(trainer.ema_blob(enc_info), out / "snapshots" / f"ema_step_{step:06d}.pt")
                 if on_step is not None:
                     on_step(trainer)
-                if step < cfg.gen_steps and flag.check():
-                    reason = flag.reason
-                    break
+                if step < cfg.gen_steps:  # every rank asks, and all stop if one was told to (the same step)
+                    why = flag.check() or ""
+                    signalled, time_up = distributed.any_rank([why.startswith("interrupted"),
+                                                               why.startswith("time limit")], world)
+                    if signalled or time_up:
+                        reason = why or ("interrupted (on another rank)" if signalled
+                                         else f"time limit ({cfg.minutes} min, on another rank)")
+                        break
                 if max_steps is not None and step < cfg.gen_steps and step - first >= max_steps:
                     reason = f"step limit ({max_steps} steps this call)"
                     break
-            if trainer.step % cfg.ckpt_every or trainer.step == first:  # not saved yet (or nothing trained)
-                trainer.save(out, enc_info)
+            with distributed.main_first(world):  # the others return once rank 0 has saved
+                if trainer.step % cfg.ckpt_every or trainer.step == first:  # not saved yet (or nothing trained)
+                    trainer.save(out, enc_info)
     finally:
         bar.close()
     where = "" if reason == "done" else f"in the generator stage at step {trainer.step} of {cfg.gen_steps}"

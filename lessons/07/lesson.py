@@ -98,6 +98,7 @@ def show(fig):
 # | `encoder` | the small ResNet-style encoder that the trainer trains first and caches |
 # | `generator` | noise (and optionally a class) to a 32x32 image, one network evaluation |
 # | `train` | the loss through the encoder, the loop, EMA, checkpoints, resume |
+# | `distributed` | more than one process under `torchrun`: the batch split, the features gathered (section 9) |
 # | `fid` | FID and KID with the Inception-v3 2015-12-05 network; sample shards |
 # | `sample`, `plot` | images and grids; the log's curves |
 # | `__main__` | `python -m drifting_min.cifar {train,sample,fid,plot}` |
@@ -395,7 +396,7 @@ show(fig)
 #
 # On a GPU the generator and the encoder run under bf16 autocast: their convolutions then use the GPU's bf16
 # tensor cores and move half the bytes (on a GPU without fast bf16, such as a T4, fp16 with a gradient scaler:
-# section 9). Three places stay float32:
+# section 10). Three places stay float32:
 #
 # * **distances and softmaxes.** bf16 keeps 8 significant bits: between 1 and 2 its numbers are $2^{-7}
 #   \approx 0.008$ apart. A rescaled distance near 1 is then known to $\pm 0.004$, and at $R = 0.02$ the
@@ -538,7 +539,109 @@ for n in (250, 1000, 4000, 16000):
 # --n 500 1000` (about 8 minutes on one busy CPU core: the network takes a second for two to six images
 # there; 10,000 samples want a GPU).
 #
-# ## 9. No GPU of your own
+# ## 9. More than one GPU
+#
+# ```bash
+# torchrun --nproc_per_node 4 -m drifting_min.cifar train --out runs/base    # four GPUs of one machine
+# torchrun --nnodes 2 --node_rank 0 --nproc_per_node 8 --rdzv_backend c10d --rdzv_endpoint HOST:29500 \
+#     -m drifting_min.cifar train --out /shared/runs/base                   # two machines (node_rank 1 on the other)
+# ```
+#
+# `torchrun`, PyTorch's own launcher, starts the N copies of the command and tells each its rank; the trainer
+# joins them into one process group (NCCL with one GPU a process; Gloo on CPUs) in
+# `drifting_min/cifar/distributed.py`. The options, the run folder and the meaning of every setting stay as
+# they are: `--batch-gen 512` is still 512 generated images a step, now 512 / N on each GPU. Without
+# `torchrun` the command runs one process, as before. Two machines need the run folder and the data on a
+# filesystem both see (the processes check that they resume from the same step).
+#
+# **Which samples meet in the field.** The drifting loss is not a sum of per-sample losses: in each group a
+# generated sample is pulled by every real sample and pushed by every other generated one, both softmaxes
+# normalise over the group, and the scale $s$ and each temperature's normalisation are statistics of the whole
+# call. Spreading the batch over ranks forces a choice.
+#
+# * *Each rank its own groups:* every rank computes the field of its $b = B/N$ samples, and the gradients
+#   are averaged (what plain `DistributedDataParallel` gives). Only gradients travel, but the run is not the
+#   same run for another N: each field sees $b$ samples, not $B$, and the method is sensitive to that (the
+#   paper: 1, 16, 32, 64 positives a class gave 20.43, 10.39, 8.97, 8.46 FID).
+# * *Groups that span the ranks:* every rank computes its own images' features, gathers the others', and
+#   computes the field of the whole batch. This is the trainer's choice: N processes compute the step of one
+#   process with all $B$ samples in the same groups, so a run's settings mean the same thing on any number of
+#   GPUs and a checkpoint can be resumed on another number.
+#
+# Why the gradients still add up: with $x_r$ the generated images of rank $r$, the one-process loss $L$
+# depends on $\theta$ through every $x_r$, so
+#
+# $$
+# \nabla_\theta L = \sum_r \Big(\frac{\partial x_r}{\partial \theta}\Big)^{\!\top} \frac{\partial L}{\partial x_r}.
+# $$
+#
+# Rank $r$ backpropagates $L$ through its own images only (the gathered copies of the others' features carry
+# no gradient), which gives the $r$-th term; one all-reduce sums the N terms, and every rank takes the same
+# AdamW step with the one-process gradient. The cell below does this with two "ranks" in one process.
+#
+# **The price.** The field is computed on every rank for the whole batch, so it is not divided by N (the
+# generator and the encoder, forward and backward, are); and the features travel once a step, 74,304 numbers
+# an image at the default encoder width (about 150 MB a step for 512 + 512 images in bf16, of which each rank
+# receives the $(N-1)/N$ that the others computed). Splitting the field itself over the ranks would need
+# all-reduces inside the loss (the scale, the column softmax, each temperature's mean square): not done here.
+#
+# **What else holds.** The noise and the real images of step $s$ are drawn for the whole batch, as functions
+# of (seed, $s$), and rank $r$ takes the $r$-th slice of every class's block; so a run resumed with the same N
+# continues bit for bit on a CPU, and with another N to float rounding. Rank 0 alone locks and writes the run
+# folder (log, grids, checkpoints, atomically as before) and prints; it also goes first where the others need
+# its files (the data's download and cache, the encoder's training), while they wait at a barrier. A stop
+# during the encoder stage (section 7) is rank 0's: it saves `encoder_ckpt.pt` and every rank returns. The
+# ranks agree at every generator step whether to stop (Ctrl-C, `--minutes`), so they stop after the same
+# step. If a process
+# dies, `torchrun` stops the others and names the failed rank, the survivors say that another process of the
+# job has stopped, and the last checkpoint is kept: the same command resumes. `sample` and `fid` run as one
+# process.
+#
+# **Tested** (`tests/test_cifar_distributed.py`, part of `make test`): two CPU processes under `torchrun` with
+# Gloo against one process, 24 generated and 16 real images a step, unconditional and conditional (4 classes):
+# the loss, the gradient norm and the gradient of each of three steps agree within $10^{-5}$ of their size,
+# the networks after three steps make the same images within $10^{-5}$, and the two ranks hold identical weights.
+# The same test shows that "each rank its own groups" would fail it (its gradient differs by more than 1%), runs
+# stopped after two steps and resumed with two processes (identical to the uninterrupted run) and with one
+# (equal to rounding), and a process that dies after step 3 (the job ends, the step-3 checkpoint is kept).
+#
+# **Measured** with `python bench/bench_cifar_ddp.py --rounds 3` (one run; the same training step, 64 generated
+# and 64 real images split over the processes, generator width 32, encoder width 16, one thread a process, Gloo)
+# on this repository's CPU machine, two cores shared with other jobs (load average 15 to 20 during the run),
+# 2026-12-06: one process 26.4 images/s, two processes 38.4 images/s, x1.45. Counted per CPU second of the
+# busiest process, which does not depend on how the busy machine shared its cores: 94.3 and 156.6 images, x1.66,
+# against the bound of x1.67 set by the field (0.20 of the one-process step, computed in full on both ranks). No
+# machine with several GPUs has been available to this repository yet; `python bench/bench_cifar_ddp.py --device
+# cuda --procs 1 2 4` measures one, and this paragraph will give its numbers.
+
+# %%
+# Two "ranks" in one process: a linear generator x = eps W, 2 x 6 samples in one group of the released loss
+torch.manual_seed(0)
+weights = torch.randn(8, 16, dtype=torch.float64, requires_grad=True)
+eps, real = torch.randn(12, 8, dtype=torch.float64), torch.randn(12, 16, dtype=torch.float64)
+
+
+def group_loss(x, y):
+    return features.released_drift_loss(x[None], y[None])[0]  # one group [1, n, D]
+
+
+(one_process,) = torch.autograd.grad(group_loss(eps @ weights, real), weights)
+rank_grads = []
+for r in range(2):
+    own = eps[6 * r:6 * r + 6] @ weights  # this rank's images: the gradient flows through them
+    others = (eps[6 * (1 - r):6 * (1 - r) + 6] @ weights).detach()  # the gathered copy of the other rank's
+    x = torch.cat([own, others] if r == 0 else [others, own])  # the whole batch, in the one-process order
+    rank_grads.append(torch.autograd.grad(group_loss(x, real), weights)[0])
+halves = sum(group_loss(eps[h] @ weights, real[h]) for h in (slice(0, 6), slice(6, 12))) / 2
+(own_groups,) = torch.autograd.grad(halves, weights)
+norm = one_process.norm()
+print(f"groups spanning the ranks, gradients summed: relative difference "
+      f"{float((rank_grads[0] + rank_grads[1] - one_process).norm() / norm):.1e}")
+print(f"each rank its own groups, gradients averaged: relative difference "
+      f"{float((own_groups - one_process).norm() / norm):.2f}")
+
+# %% [markdown]
+# ## 10. No GPU of your own
 #
 # Colab's free tier lends a GPU for a session, usually an NVIDIA T4: 16 GB of memory, compute capability 7.5,
 # tensor cores for fp16 but not for bf16. The trainer's default `--amp auto` reads the capability and trains
@@ -606,7 +709,7 @@ print(f"this machine: {device}, {precision} ({why})")
 # more: the count leaves out memory traffic and the elementwise work. `--gen-steps 5000` halves the generator's
 # part (the schedule follows the shorter run). The measured time, once there is one, replaces this paragraph.
 #
-# ## 10. What to expect
+# ## 11. What to expect
 #
 # ### What a run shows: the log and the bar
 #
