@@ -144,7 +144,7 @@ NON_NEGATIVE = ("warmup", "weight_decay", "minutes", "snapshot_every", "threads"
 # count), because conditioning was the largest gain of the CPU screen (lesson 07 section 11).
 PRESETS: dict[str, dict] = {
     "gpu": {"conditional": True, "batch_gen": 640, "batch_real": 640},
-    # found by bench/cifar_cpu_recipe.py (lesson 07 section 10): about 15 minutes of one CPU thread end to end
+    # found by bench/cifar_cpu_recipe.py (lesson 07 section 11): about 15 minutes of one CPU thread end to end
     "cpu": {"conditional": True, "encoder_width": 16, "encoder_epochs": 2.0, "gen_width": 16, "noise_dim": 64,
             "batch_gen": 80, "batch_real": 80, "locations": False, "lr": 1e-3, "warmup": 50, "ema": 0.99,
             "gen_steps": 2000, "ckpt_every": 250, "grid_every": 250, "log_every": 20},
