@@ -842,8 +842,8 @@ if screen:
 # samples (one row per class: airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck) at three
 # points of its run; the curves are the judge's scores along the run and each temperature's raw drift. The
 # peer is a small GAN (`bench/cifar_gan_peer.py`: the same generator and EMA, a spectrally normalised
-# projection discriminator, the non-saturating loss) trained on the same machine for the same CPU time,
-# scored by the same FID and judge.
+# projection discriminator, the non-saturating loss) trained on the same machine for at least the same CPU
+# time, scored by the same FID and judge.
 
 # %%
 finals = {r["name"]: r for r in (json.loads(p.read_text()) for p in sorted(RECORDS.glob("final-*.json")))}
