@@ -125,11 +125,8 @@ def speed_options(rounds: int, steps: int) -> dict:
         tr.encoder.feature_maps = torch.compile(tr.encoder.feature_maps)
         return tr
 
-    def two_threads() -> Trainer:
-        return trainer()
-
-    options = {"plain": (trainer, 1), "contiguous layout": (contiguous, 1), "two_threads": (two_threads, 2),
-               "no per-location features (changes the loss)": (lambda: trainer(locations=False), 1),
+    options = {"plain": (trainer, 1), "contiguous layout": (contiguous, 1), "two_threads": (trainer, 2),
+               "per-location features in (changes the loss)": (lambda: trainer(locations=True), 1),
                "torch.compile": (compiled, 1)}
     trainers, setup_s = {}, {}
     for name, (make, threads) in options.items():

@@ -38,7 +38,7 @@ from drifting_min.cifar.config import PRESETS, CifarConfig  # noqa: E402
 from drifting_min.cifar.data import RealSampler, load_images, noise, to_float  # noqa: E402
 from drifting_min.cifar.generator import Generator  # noqa: E402
 from drifting_min.cifar.sample import grid_of  # noqa: E402
-from drifting_min.cifar.train import ema_update, save_atomic  # noqa: E402
+from drifting_min.cifar.train import ema_blob, ema_update, save_atomic  # noqa: E402
 from drifting_min.runtime import set_threads  # noqa: E402
 
 
@@ -119,9 +119,7 @@ def main(argv=None) -> dict:
             log.flush()
         if step % args.grid_every == 0:
             grid_of(ema, out / "grids" / f"step_{step:06d}.png", cfg.seed)
-    blob = {"arch": ema.arch(), "ema": ema.state_dict(), "step": step, "config": cfg.to_dict(),
-            "encoder": {"encoder": "none (GAN peer)"}}
-    save_atomic(blob, out / "ema.pt")
+    save_atomic(ema_blob(ema, step, cfg, {"encoder": "none (GAN peer)"}), out / "ema.pt")
     grid_of(ema, out / "grid.png", cfg.seed)
     summary = {"steps": step, "cpu_s": round(time.process_time() - cpu0, 1),
                "wall_s": round(time.monotonic() - t0, 1), "images_per_cpu_s":

@@ -35,8 +35,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from drifting_min.cifar.data import load_images  # noqa: E402
-from drifting_min.cifar.encoder import augment, load_encoder, numpy_to_device  # noqa: E402
+from drifting_min.cifar.data import load_images, to_float  # noqa: E402
+from drifting_min.cifar.encoder import accuracy, augment, load_encoder, numpy_to_device  # noqa: E402
 from drifting_min.cifar.fid import feature_stats, frechet_distance  # noqa: E402
 from drifting_min.cifar.sample import generate, load_generator  # noqa: E402
 from drifting_min.runtime import set_threads  # noqa: E402
@@ -66,8 +66,10 @@ class Judge(nn.Module):
 
 
 @torch.no_grad()
-def _apply(fn, images: torch.Tensor, batch: int = 500) -> torch.Tensor:
-    return torch.cat([fn(images[i:i + batch]) for i in range(0, len(images), batch)])
+def _features(judge: Judge, images: np.ndarray, batch: int = 500) -> torch.Tensor:
+    """The judge's 256-d features of uint8 NHWC images, in float64 for their statistics."""
+    x = to_float(torch.from_numpy(images))
+    return torch.cat([judge.features(x[i:i + batch]) for i in range(0, len(x), batch)]).double()
 
 
 def train_judge(args) -> dict:
@@ -91,7 +93,7 @@ def train_judge(args) -> dict:
         loss.backward()
         opt.step()
     net.eval()
-    acc = (_apply(net, tx).argmax(1) == ty).float().mean().item()
+    acc = accuracy(net, tx, ty)
     info = {"test_accuracy": round(acc, 4), "test_images": len(ty), "epochs": args.epochs,
             "seconds": round(time.time() - t0, 1), "seed": JUDGE_SEED, "data": str(args.data)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
@@ -106,36 +108,30 @@ def load_judge(path: str) -> tuple[Judge, dict]:
     return net.eval(), {k: v for k, v in blob.items() if k != "state_dict"}
 
 
-def _to_float(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float() / 127.5 - 1.0
-
-
 def score(args) -> dict:
     judge, info = load_judge(args.judge)
     net, blob = load_generator(args.run, "cpu")
     images, labels = generate(net, args.n, args.seed, "cpu")
-    x = _to_float(images)
+    x = to_float(torch.from_numpy(images))
     result = {"run": str(args.run), "step": blob.get("step"), "n": args.n,
               "judge_test_accuracy": info["test_accuracy"]}
     if net.num_classes:
         y = torch.from_numpy(labels)
-        result["judge_agreement"] = round((_apply(judge, x).argmax(1) == y).float().mean().item(), 4)
+        result["judge_agreement"] = round(accuracy(judge, x, y), 4)
         run_dir = Path(args.run) if Path(args.run).is_dir() else Path(args.run).parent
         given = (blob.get("config") or {}).get("encoder")  # a run trained on another encoder's file
         enc_path = Path(given) if given else next((d / "encoder.pt" for d in (run_dir, run_dir.parent)
                                                    if (d / "encoder.pt").exists()), run_dir / "encoder.pt")
         if enc_path.exists():
             enc, enc_info = load_encoder(enc_path, "cpu")
-            enc.eval()
-            result["own_encoder_agreement"] = round((_apply(enc, x).argmax(1) == y).float().mean().item(), 4)
+            result["own_encoder_agreement"] = round(accuracy(enc, x, y), 4)
             result["own_encoder_test_accuracy"] = enc_info.get("test_accuracy")
-    test = _to_float(load_images(args.test, "test", cache_dir=args.cache)[0])
-    real_stats = feature_stats(_apply(judge.features, test).double())
-    result["judge_fd"] = round(frechet_distance(feature_stats(_apply(judge.features, x).double()), real_stats), 4)
+    real_stats = feature_stats(_features(judge, load_images(args.test, "test", cache_dir=args.cache)[0]))
+    result["judge_fd"] = round(frechet_distance(feature_stats(_features(judge, images)), real_stats), 4)
     if args.floor:
         train = load_images(args.data, "train", cache_dir=args.cache)[0]
         pick = np.random.default_rng(0).choice(len(train), args.n, replace=False)
-        floor = feature_stats(_apply(judge.features, _to_float(train[pick])).double())
+        floor = feature_stats(_features(judge, train[pick]))
         result["judge_fd_floor"] = round(frechet_distance(floor, real_stats), 4)
     return result
 

@@ -161,6 +161,7 @@ def preset_overrides(name: str, given: set[str]) -> dict:
         raise UsageError(f"--preset {name}: unknown preset; choose one of {', '.join(PRESETS)}")
     return {k: v for k, v in PRESETS[name].items() if k not in given}
 
+
 # A configuration that trains end to end on a CPU in seconds (tests, the TINY GPU-script mode, the benchmark).
 TINY = {"encoder_width": 8, "encoder_epochs": 2.0, "encoder_batch": 64, "gen_width": 8, "noise_dim": 16,
         "batch_gen": 20, "batch_real": 20, "gen_steps": 6, "warmup": 2, "ckpt_every": 3, "grid_every": 3,

@@ -122,6 +122,13 @@ def save_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def ema_blob(ema: Generator, step: int, cfg: CifarConfig, encoder_info: dict) -> dict:
+    """The EMA weights alone, with what is needed to sample from them: the content of ema.pt (and of a snapshot),
+    which ``sample.load_generator`` reads."""
+    return {"arch": ema.arch(), "ema": ema.state_dict(), "step": step, "config": cfg.to_dict(),
+            "encoder": encoder_info}
+
+
 # ------------------------------------------------------------------------------------------ stages
 
 
@@ -372,17 +379,12 @@ class Trainer:
         self.step = int(state["step"])
         torch.set_rng_state(state["rng_cpu"])
 
-    def ema_blob(self, encoder_info: dict) -> dict:
-        """The EMA weights alone, with what is needed to sample from them (the content of ema.pt)."""
-        return {"arch": self.net.arch(), "ema": self.ema.state_dict(), "step": self.step,
-                "config": self.cfg.to_dict(), "encoder": encoder_info}
-
     def save(self, out: Path, encoder_info: dict) -> None:
         """ckpt.pt (to resume) and ema.pt (the EMA weights alone), each written atomically (by rank 0 alone)."""
         if not self.world.is_main:
             return
         save_atomic({**self.state(), "encoder": encoder_info}, out / "ckpt.pt")
-        save_atomic(self.ema_blob(encoder_info), out / "ema.pt")
+        save_atomic(ema_blob(self.ema, self.step, self.cfg, encoder_info), out / "ema.pt")
 
 
 # ------------------------------------------------------------------------------------------ the loop
@@ -634,8 +636,9 @@ def _run(cfg: CifarConfig, out: Path, world: distributed.World, flag: _StopFlag,
                 if step % cfg.ckpt_every == 0 or step == cfg.gen_steps:
                     trainer.save(out, enc_info)
                 if world.is_main and cfg.snapshot_every and step % cfg.snapshot_every == 0:
-                    (out / "snapshots").mkdir(exist_ok=True)
-                    save_atomic(trainer.ema_blob(enc_info), out / "snapshots" / f"ema_step_{step:06d}.pt")
+                    snapshot = out / "snapshots" / f"ema_step_{step:06d}.pt"
+                    snapshot.parent.mkdir(exist_ok=True)
+                    save_atomic(ema_blob(trainer.ema, step, cfg, enc_info), snapshot)
                 if on_step is not None:
                     on_step(trainer)
                 if step < cfg.gen_steps:  # every rank asks, and all stop if one was told to (the same step)

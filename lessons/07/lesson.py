@@ -784,7 +784,8 @@ print(f"this machine: {device}, {precision} ({why})")
 # vectors in, one thread): the encoder (forward on generated and real images, backward to the generated ones) 42%,
 # the field 37%, the generator 20%, the optimiser and EMA 1%; each feature's groups in one batched call run 1.9x
 # faster than a loop over them. Options tried on that step, timed in interleaved rounds of one run
-# (`python bench/bench_cifar_step.py --options`), as a share of the plain step: channels-last tensors 0.90 against
+# (`python bench/bench_cifar_step.py --options`, measured while the preset still had the per-location vectors; the
+# command now starts from the preset as it is), as a share of the plain step: channels-last tensors 0.90 against
 # the contiguous layout, so the trainer now uses them on CPUs too; `torch.compile` of the generator and the
 # encoder 0.66, but its compilation took 21 minutes of that busy machine, more than the run it would speed up, so
 # it is not used; leaving out the per-location vectors 0.69 (a change of the loss, which the screen below
