@@ -34,18 +34,18 @@ left out (see ``_temperature_force``).
 
 So the loss value is mean((sum_R F_R)^2), and its gradient is dL/dx = -2 (sum_R F_R) / (G N D) / c.
 
-The released code's floors are ``RELEASED_MIN_SQ_DISTANCE`` = 1e-8 and ``RELEASED_SCALE_FLOOR`` = 1e-3: pass
-them as ``min_sq_distance`` and ``scale_floor`` to reproduce it to the last floor. The defaults, 0 and 0, leave
-the floors out: that is the loss as lesson 06 defines it and grades it (each sample's zero distance to itself in
-s), and what the rest of the course calls. The floors matter only at small scales. Where s >= f sqrt(D) and no
-two samples are within 1e-4, the coordinate scale is s / sqrt(D) and the floors change only s, by the self
-distances' 1e-4 (a relative change of about 1e-4 / (T s)). Below, c stays at f: data of scale 1e-4 at D = 512
-(s of about 3e-3) get a gradient s / (f sqrt(D)), about 7 times smaller than without the floor, and below s = f
-the kernel's temperatures widen to R f instead of R s. (With the floors left out, a batch of identical samples
-still gets a tiny positive scale, so nothing divides by zero.)
+The released code's floors, ``RELEASED_MIN_SQ_DISTANCE`` = 1e-8 and ``RELEASED_SCALE_FLOOR`` = 1e-3, are the
+defaults of ``min_sq_distance`` and ``scale_floor``: the loss reproduces the release to the last floor. Pass 0 and 0
+to leave them out: that is the loss as lesson 06 defines and grades it (each sample's zero distance to itself in
+s), and the form in which it equals the canonical field below. The floors matter only at small scales. Where
+s >= f sqrt(D) and no two samples are within 1e-4, the coordinate scale is s / sqrt(D) and the floors change only
+s, by the self distances' 1e-4 (a relative change of about 1e-4 / (T s)). Below, c stays at f: data of scale 1e-4
+at D = 512 (s of about 3e-3) get a gradient s / (f sqrt(D)), about 7 times smaller than without the floor, and
+below s = f the kernel's temperatures widen to R f instead of R s. (With the floors left out, a batch of
+identical samples still gets a tiny positive scale, so nothing divides by zero.)
 
 Relation with the canonical batch form (``drift.batch_drift_field``, Laplace kernel, lesson 03). With one
-group, unit weights, no extra negatives, ``clip=False`` and the floors left out, the logits -d/(s R) are the
+group, unit weights, no extra negatives, ``clip=False`` and the floors left out (both 0), the logits -d/(s R) are the
 canonical Laplace logits at the temperature tau = R s; the +100 on the self distance is the canonical -inf logit
 up to a factor exp(-100 / R), below 1e-217 for R <= 0.2. The coefficients sum to zero in every row, so
 F_R = V_{tau = R s} / (s / sqrt(D)): the canonical field in the rescaled coordinates. The per-temperature
@@ -228,8 +228,8 @@ def released_drift_loss(
     pos_weight: Tensor | None = None,
     neg_weight: Tensor | None = None,
     clip: bool = True,
-    min_sq_distance: float = 0.0,
-    scale_floor: float = 0.0,
+    min_sq_distance: float = RELEASED_MIN_SQ_DISTANCE,
+    scale_floor: float = RELEASED_SCALE_FLOOR,
 ) -> tuple[Tensor, dict]:
     """The released implementation's batch loss (REFERENCE.md; steps 1-6 of this module's docstring).
 
@@ -240,10 +240,10 @@ def released_drift_loss(
         taus: the temperatures R, applied to distances divided by the scale s.
         pos_weight, neg_weight: per-sample target weights, [G, M] / [G, K] or [M] / [K]; default ones.
         clip: clip softmax_row * softmax_col at 1e-6 inside the square root (as released).
-        min_sq_distance: distances are sqrt(max(|x - y|^2, min_sq_distance)); default 0 (exact distances), the
-            released code's is ``RELEASED_MIN_SQ_DISTANCE`` = 1e-8.
+        min_sq_distance: distances are sqrt(max(|x - y|^2, min_sq_distance)); default the released code's
+            ``RELEASED_MIN_SQ_DISTANCE`` = 1e-8; 0 gives exact distances.
         scale_floor: floor on the distance normaliser s and, separately, on the coordinate scale s / sqrt(D);
-            default 0 (none), the released code's is ``RELEASED_SCALE_FLOOR`` = 1e-3.
+            default the released code's ``RELEASED_SCALE_FLOOR`` = 1e-3; 0 for none.
 
     Returns:
         loss: mean over groups, samples and dims of (x~ - stopgrad(x~ + sum_R F_R))^2, a 0-d float32 tensor

@@ -103,9 +103,8 @@ CASES = [  # groups, generated, extra negatives, positives, dims, weighted, clip
 ]
 
 
-# keyword arguments of released_drift_loss: the release's floors, and the defaults (none)
-FLOORS = {"released": {"min_sq_distance": features.RELEASED_MIN_SQ_DISTANCE,
-                       "scale_floor": features.RELEASED_SCALE_FLOOR}, "none": {}}
+# keyword arguments of released_drift_loss: the release's floors (its defaults), and none
+FLOORS = {"released": {}, "none": {"min_sq_distance": 0.0, "scale_floor": 0.0}}
 TRANSCRIBED_FLOORS = {"released": {"min_sq": 1e-8, "floor": 1e-3}, "none": {"min_sq": 0.0, "floor": 0.0}}
 
 
@@ -161,8 +160,8 @@ def test_self_distances_enter_the_scale_as_1e_4():
     gen, pos = draw(44, (3, 5, 4), (3, 7, 4))
     targets = torch.cat([gen, pos], 1)
     exact = (gen[:, :, None] - targets[:, None]).norm(dim=-1)  # [G, N, T], zero on the self distances
-    _, info = released_drift_loss(gen, pos, **FLOORS["released"])
-    _, info_exact = released_drift_loss(gen, pos)
+    _, info = released_drift_loss(gen, pos)  # the defaults are the release's floors
+    _, info_exact = released_drift_loss(gen, pos, **FLOORS["none"])
     assert info_exact["scale"] == pytest.approx(exact.mean().item(), rel=1e-12)
     assert info["scale"] == pytest.approx(exact.clamp(min=1e-4).mean().item(), rel=1e-12)
     assert info["scale"] - info_exact["scale"] == pytest.approx(5 * 1e-4 / (5 * 12), rel=1e-6)
@@ -244,14 +243,14 @@ def test_a_common_offset_changes_nothing_even_in_float32():
 @pytest.mark.parametrize("d", [2, 16, 100])
 @pytest.mark.parametrize("taus", [(0.05,), TAUS])
 def test_one_group_without_clip_is_the_canonical_batch_form(d, taus):
-    """One group, unit weights, no extra negatives, clip off: the released loss is lesson 03's batch form
+    """One group, unit weights, no extra negatives, clip off, floors off: the released loss is lesson 03's batch form
     (Laplace kernel, double softmax, self-excluded negatives) with tau = R * scale, the field normalised per
     temperature, the loss a mean over dims (so / D) in coordinates divided by scale / sqrt(D) (so the gradient
     is the canonical one / (scale sqrt(D)))."""
     x, y_pos = draw(d, (20, d), (15, d))
     y_pos = y_pos + 0.5
     xg = x[None].clone().requires_grad_(True)
-    loss, info = released_drift_loss(xg, y_pos[None], taus=taus, clip=False)
+    loss, info = released_drift_loss(xg, y_pos[None], taus=taus, clip=False, **FLOORS["none"])
     loss.backward()
     s = info["scale"]
 

@@ -371,6 +371,8 @@ print(f"normalised and summed: RMS {float(total.square().mean().sqrt()):.3f} "
 # ### Exercise 6.5: `released_loss(gen, pos, taus, clip) -> Tensor`
 #
 # Use your 6.3 and 6.4. The checks compare value and gradient with `drifting_min.features.released_drift_loss`
+# with its two floors off (`min_sq_distance=0, scale_floor=0`: the release's distances of at least $10^{-4}$ and
+# scale of at least $10^{-3}$, which matter only for features far smaller than these; see `docs/notation.md`)
 # (several groups, 1 to 64 dimensions, clip on and off), check that one temperature gives exactly $L = 1$, that
 # scaling and shifting the features changes nothing, and that at $R = 0.02$ in float32, with a positive far from
 # every sample, the gradient is finite and agrees with float64 and no gradient reaches the positives. Like the
@@ -390,7 +392,7 @@ f_gen = feats["s2.loc"][:, :32].double().clone().requires_grad_(True)
 f_pos = feats["s2.loc"][:, 32:96].double()
 loss = released_loss(f_gen, f_pos, (0.02, 0.05, 0.2), True)
 (grad,) = torch.autograd.grad(loss, f_gen)
-_, info = features.released_drift_loss(f_gen, f_pos)
+_, info = features.released_drift_loss(f_gen, f_pos, min_sq_distance=0, scale_floor=0)  # as 6.5 defines it
 g, n, d = f_gen.shape
 force = -grad * g * n * d / 2 * (info["scale"] / math.sqrt(d))
 print(f"s2.loc: [G, N, D] = {[g, n, d]}, loss = {float(loss.detach()):.4f}, mean square of the recovered force = "

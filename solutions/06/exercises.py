@@ -158,6 +158,9 @@ def released_loss(
     the released code keeps distances and softmaxes in float32 under bf16 autocast), so the loss is float64 for
     float64 input and float32 otherwise.
 
+    The released code's two floors (distances at least 1e-4, the scale at least 1e-3) are left out here: the checks
+    compare with ``features.released_drift_loss(..., min_sq_distance=0, scale_floor=0)``.
+
     Returns:
         A 0-dimensional tensor whose gradient reaches gen only.
     """
