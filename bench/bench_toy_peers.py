@@ -25,7 +25,12 @@ support. One thread (``drifting_min.runtime``).
 
 Usage: python bench/bench_toy_peers.py [--seconds 30] [--seeds 0] [--toys checkerboard rings ...]
                                        [--methods drifting mmd flow data] [--ema 0.995] [--update]
-                                       [--json out.json] [--samples lessons/05/peers.npz]
+                                       [--json out.json] [--samples lessons/05/peers.npz] [--page docs/results.md]
+       python bench/bench_toy_peers.py --table-only --json lessons/05/peers.json --page docs/results.md
+
+``--page`` writes the JSON record's markdown tables between the page's markers for that record (``markers``):
+``peers`` (every method) and ``defaults`` (drifting alone, seed by seed), each where the page has its markers;
+``--table-only`` trains nothing and only remakes those tables from ``--json``.
 """
 
 from __future__ import annotations
@@ -34,7 +39,9 @@ import argparse
 import copy
 import json
 import math
+import shlex
 import statistics
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -42,6 +49,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from course.pages import write_between
 from drifting_min import toys
 from drifting_min.runtime import set_threads
 from drifting_min.toys import metrics
@@ -52,6 +60,7 @@ FLOW_STEPS = (1, 4, 100)
 MMD_BANDWIDTHS = (0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 BATCH = 256
 KEEP = 1500  # samples a method kept for the figure
+TOY_NAMES = {"eight_gaussians": "eight Gaussians", "swiss_roll": "swiss roll", "two_moons": "two moons"}
 
 
 def _cosine(lr: float, lr_final: float, frac: float) -> float:
@@ -188,6 +197,76 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+METHOD_ORDER = ["drifting", "MMD generator", *(f"flow, {k} Euler" for k in FLOW_STEPS), "data itself"]
+
+
+def _by_toy_and_method(rows: list[dict]) -> dict[tuple, list]:
+    groups: dict[tuple, list] = {}
+    for r in sorted(rows, key=lambda r: (r["toy"], METHOD_ORDER.index(r["method"]), r["seed"])):
+        groups.setdefault((r["toy"], r["method"]), []).append(r)
+    return groups
+
+
+def peers_table(record: dict) -> str:
+    """The record as a markdown table: per (toy, method) the median over seeds of every score, each seed's
+    ``floor_ratio`` and share off the support in brackets."""
+    seeds = sorted({r["seed"] for r in record["rows"]})
+    lines = [f"Medians over seeds {', '.join(map(str, seeds))}; in brackets each seed's value. Every method is "
+             f"sampled from its weights averaged with decay {record['ema']} and trained for {record['seconds']:.0f} s "
+             "of CPU time on one thread, except drifting, which takes the defaults' 3,000 steps and reports its CPU "
+             "time.", "",
+             "| toy | method | `floor_ratio` | precision | recall | off support | CPU s | steps | NFE |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for (toy, method), rs in _by_toy_and_method(record["rows"]).items():
+        med = {k: statistics.median(r[k] for r in rs)
+               for k in ("floor_ratio", "precision", "recall", "off_support", "seconds", "steps")}
+        ratio, off = f"{med['floor_ratio']:.2f}", f"{100 * med['off_support']:.1f}%"
+        training = "|  |  |  |"  # the data itself: nothing trained, nothing evaluated
+        if method != "data itself":
+            ratio += " (" + " / ".join(f"{r['floor_ratio']:.2f}" for r in rs) + ")"
+            off += " (" + " / ".join(f"{100 * r['off_support']:.1f}" for r in rs) + ")"
+            training = f"| {med['seconds']:.1f} | {med['steps']:.0f} | {rs[0]['nfe']} |"
+        lines.append(f"| {TOY_NAMES.get(toy, toy)} | {method} | {ratio} | {med['precision']:.3f} | "
+                     f"{med['recall']:.3f} | {off} {training}")
+    return "\n".join(lines)
+
+
+def defaults_table(record: dict) -> str:
+    """Drifting's rows of the record, seed by seed: the median of every score and, in brackets, each seed's."""
+    def cell(rs, key, spec, scale=1.0, unit=""):
+        values = [scale * r[key] for r in rs]
+        each = " / ".join(f"{v:{spec}}{unit}" for v in values)
+        return f"{statistics.median(values):{spec}}{unit} ({each})"
+
+    lines = ["| toy | `floor_ratio` median (each seed) | precision | recall | off support | CPU s |",
+             "|---|---|---|---|---|---|"]
+    for (toy, method), rs in _by_toy_and_method(record["rows"]).items():
+        if method == "drifting":
+            lines.append(f"| {TOY_NAMES.get(toy, toy)} | {cell(rs, 'floor_ratio', '.2f')} | "
+                         f"{cell(rs, 'precision', '.3f')} | {cell(rs, 'recall', '.3f')} | "
+                         f"{cell(rs, 'off_support', '.1f', 100, '%')} | {cell(rs, 'seconds', '.1f')} |")
+    return "\n".join(lines)
+
+
+TABLES = {"peers": peers_table, "defaults": defaults_table}
+
+
+def markers(table: str, record_path: str) -> tuple[str, str]:
+    """The marker lines around a page's copy of one table of one record."""
+    return (f"<!-- {table} table of {record_path}: begin (bench/bench_toy_peers.py --table-only) -->",
+            f"<!-- {table} table of {record_path}: end -->")
+
+
+def write_tables(page: str, record_path: str, record: dict) -> None:
+    """Every table of the record whose markers the page has, written between them."""
+    body = Path(page).read_text()
+    found = [name for name in TABLES if markers(name, record_path)[0] in body]
+    if not found:
+        raise SystemExit(f"{page} has no table markers for {record_path}, e.g. {markers('peers', record_path)[0]}")
+    for name in found:
+        write_between(page, *markers(name, record_path), TABLES[name](record))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=30.0, help="CPU-time budget of each peer's training")
@@ -204,7 +283,19 @@ def main():
                         help="which methods to train (flow: one training, sampled with 1, 4 and 100 Euler steps)")
     parser.add_argument("--update", action="store_true",
                         help="keep the rows and samples of --json and --samples that this run does not redo")
+    parser.add_argument("--page", default=None,
+                        help="write the record's markdown table between this page's markers (e.g. docs/results.md)")
+    parser.add_argument("--table-only", action="store_true", help="train nothing: remake --page's tables from --json")
     args = parser.parse_args()
+    if args.page and not args.json:
+        parser.error("--page needs --json: a page's tables name the record they come from")
+    if args.table_only:
+        if not args.page:
+            parser.error("--table-only needs --json (the record) and --page")
+        record = json.loads(Path(args.json).read_text())
+        write_tables(args.page, args.json, record)
+        print(peers_table(record))
+        return
     set_threads(args.threads)
     rows, arrays = [], {}
     if args.update:
@@ -221,9 +312,13 @@ def main():
             if seed == args.seeds[0]:
                 arrays.update({f"{dataset}/{m}": a for m, a in kept.items()})
     print(table(rows))
+    record = {"command": "python bench/bench_toy_peers.py " + shlex.join(sys.argv[1:]),
+              "date": time.strftime("%Y-%m-%d", time.gmtime()), "torch": torch.__version__,
+              "seconds": args.seconds, "threads": args.threads, "ema": args.ema, "rows": rows}
     if args.json:
-        record = {"seconds": args.seconds, "threads": args.threads, "ema": args.ema, "rows": rows}
         Path(args.json).write_text(json.dumps(record, indent=1))
+    if args.page:
+        write_tables(args.page, args.json, record)
     if args.samples:
         np.savez_compressed(args.samples, **arrays)
 

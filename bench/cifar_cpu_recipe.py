@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import cifar_judge  # noqa: E402
 
+from course.pages import write_between  # noqa: E402
 from drifting_min.cifar.config import CifarConfig  # noqa: E402
 from drifting_min.cifar.train import train  # noqa: E402
 from drifting_min.runtime import set_threads  # noqa: E402
@@ -202,12 +203,7 @@ def tables(records: Path = RECORDS) -> str:
 def table(args) -> str:
     text = tables()
     if args.write:
-        page = Path(args.write)
-        body = page.read_text()
-        if BEGIN not in body or END not in body:
-            raise SystemExit(f"{page} has no {BEGIN} ... {END} markers")
-        head, rest = body.split(BEGIN, 1)
-        page.write_text(head + BEGIN + "\n" + text + "\n" + END + rest.split(END, 1)[1])
+        write_between(args.write, BEGIN, END, text)
     print(text)
     return text
 
