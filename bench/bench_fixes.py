@@ -26,14 +26,13 @@ import argparse
 import json
 import os
 import shlex
-import statistics
-import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
+import toy_runs
+from toy_runs import METRICS, median_and_each
 
 from drifting_min import toys
 
@@ -64,23 +63,6 @@ ENTRIES: list[tuple[str, str, str, dict]] = [
     ("gradient field", "Gaussian kernel, uncoupled", "checkerboard", GAUSSIAN_UNCOUPLED),
     ("gradient field", "Gaussian kernel, uncoupled", "rings", GAUSSIAN_UNCOUPLED),
 ]
-METRICS = ["floor_ratio", "precision", "recall", "off_support"]
-
-ONE_RUN = """
-import json, sys, torch
-from drifting_min import toys
-torch.set_num_threads(1)
-dataset, seed, steps, keep = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[5])
-cfg = toys.ToyConfig(dataset=dataset, seed=seed, steps=steps, **json.loads(sys.argv[4]))
-run = toys.train(cfg, progress=False)
-out = {k: run.metrics[k] for k in ("floor_ratio", "precision", "recall", "off_support")}
-out["seconds"] = run.seconds
-if keep:
-    out["samples"] = [[round(float(a), 3), round(float(b), 3)] for a, b in run.generator.sample(keep, 1)]
-print(json.dumps(out))
-"""
-
-
 def summarise(rows: list[dict]) -> list[dict]:
     """One line per entry: the median and each seed's value of every metric and of the seconds."""
     out = []
@@ -91,10 +73,7 @@ def summarise(rows: list[dict]) -> list[dict]:
             continue
         line = {"group": group, "label": label, "dataset": dataset, "change": change,
                 "seeds": [r["seed"] for r in runs]}
-        for key in [*METRICS, "seconds"]:
-            values = [r[key] for r in runs]
-            line[key] = {"median": round(statistics.median(values), 4), "each": [round(v, 4) for v in values]}
-        out.append(line)
+        out.append({**line, **median_and_each(runs, [*METRICS, "seconds"])})
     return out
 
 
@@ -115,11 +94,7 @@ def main():
 
     def run(item):
         seed, group, label, dataset, change = item
-        keep = 600 if seed == args.seeds[0] else 0
-        argv = [sys.executable, "-c", ONE_RUN, dataset, str(seed), str(args.steps), json.dumps(change), str(keep)]
-        env = {**os.environ, "OMP_NUM_THREADS": "1"}
-        out = subprocess.run(argv, capture_output=True, text=True, check=True, env=env)
-        return item, json.loads(out.stdout.strip().splitlines()[-1])
+        return toy_runs.run(dataset, seed, change, args.steps, keep=600 if seed == args.seeds[0] else 0)
 
     def write():
         record = {
@@ -142,17 +117,18 @@ def main():
         args.samples.parent.mkdir(parents=True, exist_ok=True)
         args.samples.write_text(json.dumps(samples, separators=(",", ":")) + "\n")
 
-    with ThreadPoolExecutor(args.jobs) as pool:
-        for (seed, group, label, dataset, _), result in pool.map(run, todo):
-            if "samples" in result:
-                samples[f"{group} | {label} | {dataset}"] = result.pop("samples")
-            rows.append({"group": group, "label": label, "dataset": dataset, "seed": seed,
-                         **{k: round(v, 4) for k, v in result.items()}})
-            print(f"{group:>16} | {label:<34} | {dataset:<15} | seed {seed} | ratio {result['floor_ratio']:7.2f} | "
-                  f"prec {result['precision']:.3f} | rec {result['recall']:.3f} | off {result['off_support']:.3f} | "
-                  f"{result['seconds']:5.1f} s", flush=True)
-            write()
+    def record_run(item, result):
+        seed, group, label, dataset, _ = item
+        if "samples" in result:
+            samples[f"{group} | {label} | {dataset}"] = result.pop("samples")
+        rows.append({"group": group, "label": label, "dataset": dataset, "seed": seed,
+                     **{k: round(result[k], 4) for k in [*METRICS, "seconds"]}})
+        print(f"{group:>16} | {label:<34} | {dataset:<15} | seed {seed} | ratio {result['floor_ratio']:7.2f} | "
+              f"prec {result['precision']:.3f} | rec {result['recall']:.3f} | off {result['off_support']:.3f} | "
+              f"{result['seconds']:5.1f} s", flush=True)
+        write()
 
+    toy_runs.run_all(todo, run, args.jobs, record_run)
 
 if __name__ == "__main__":
     main()

@@ -49,3 +49,13 @@ def test_every_method_of_the_peers_record_had_the_same_weight_average():
     trained = [r for r in record["rows"] if r["method"] != "data itself"]
     assert {r["ema"] for r in trained} == {record["ema"]}
     assert {r["method"] for r in trained} >= {"drifting", "MMD generator", "flow, 100 Euler"}
+
+
+def test_the_checkerboard_search_table_is_made_from_its_record():
+    """docs/results.md shows the checkerboard search as bench/search_checkerboard.py renders its record (rewrite it
+    with `python bench/search_checkerboard.py --table docs/results.md`), and the record holds the defaults."""
+    search = _bench("search_checkerboard")
+    record = json.loads((ROOT / "docs" / "results" / "checkerboard_search.json").read_text())
+    shown = shown_between(ROOT / "docs" / "results.md", search.PAGE_BEGIN, search.PAGE_END)
+    assert shown == search.table(record)
+    assert record["summary"][0]["label"] == "defaults" and record["summary"][0]["change"] == {}
