@@ -211,10 +211,12 @@ def peers_table(record: dict) -> str:
     """The record as a markdown table: per (toy, method) the median over seeds of every score, each seed's
     ``floor_ratio`` and share off the support in brackets."""
     seeds = sorted({r["seed"] for r in record["rows"]})
-    lines = [f"Medians over seeds {', '.join(map(str, seeds))}; in brackets each seed's value. Every method is "
-             f"sampled from its weights averaged with decay {record['ema']} and trained for {record['seconds']:.0f} s "
-             "of CPU time on one thread, except drifting, which takes the defaults' 3,000 steps and reports its CPU "
-             "time.", "",
+    which = (f"Medians over seeds {', '.join(map(str, seeds))}; in brackets each seed's value." if len(seeds) > 1
+             else f"Seed {seeds[0]}.")
+    sampled = (f"sampled from its weights averaged with decay {record['ema']}" if record["ema"] > 0
+               else "sampled from its last weights (no average)")
+    lines = [f"{which} Every method is {sampled} and trained for {record['seconds']:.0f} s of CPU time on one "
+             "thread, except drifting, which takes the defaults' 3,000 steps and reports its CPU time.", "",
              "| toy | method | `floor_ratio` | precision | recall | off support | CPU s | steps | NFE |",
              "|---|---|---|---|---|---|---|---|---|"]
     for (toy, method), rs in _by_toy_and_method(record["rows"]).items():
@@ -223,8 +225,9 @@ def peers_table(record: dict) -> str:
         ratio, off = f"{med['floor_ratio']:.2f}", f"{100 * med['off_support']:.1f}%"
         training = "|  |  |  |"  # the data itself: nothing trained, nothing evaluated
         if method != "data itself":
-            ratio += " (" + " / ".join(f"{r['floor_ratio']:.2f}" for r in rs) + ")"
-            off += " (" + " / ".join(f"{100 * r['off_support']:.1f}" for r in rs) + ")"
+            if len(seeds) > 1:
+                ratio += " (" + " / ".join(f"{r['floor_ratio']:.2f}" for r in rs) + ")"
+                off += " (" + " / ".join(f"{100 * r['off_support']:.1f}" for r in rs) + ")"
             training = f"| {med['seconds']:.1f} | {med['steps']:.0f} | {rs[0]['nfe']} |"
         lines.append(f"| {TOY_NAMES.get(toy, toy)} | {method} | {ratio} | {med['precision']:.3f} | "
                      f"{med['recall']:.3f} | {off} {training}")

@@ -6,7 +6,10 @@ data over the noise floor; kNN precision and recall; the share off the support).
 2,048 generated + 2,048 data samples, one temperature 0.05 on raw coordinates, no normalisation, constant Adam
 1e-3, a generator of Gaussian noise alone (K = 1), no weight average.
 
-Usage: python bench/bench_toys.py [--dataset checkerboard] [--threads N] [--skip-published]
+``--also '{"normalisation": "sinkhorn", "taus": [0.01], "batch_data": 1024}'`` times one more configuration, the
+defaults with those changes (JSON), in the same run.
+
+Usage: python bench/bench_toys.py [--dataset checkerboard] [--threads N] [--skip-published] [--also JSON]
 Timings depend on the machine and on what else runs on it: quote them with the thread count.
 """
 
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 
 import torch
 
@@ -26,12 +30,16 @@ def main():
     parser.add_argument("--dataset", default="checkerboard", choices=sorted(toys.DATASETS))
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: drifting_min.runtime's, 1)")
     parser.add_argument("--skip-published", action="store_true", help="only the defaults (the demo takes minutes)")
+    parser.add_argument("--also", type=json.loads, default=None,
+                        help="one more configuration: the defaults with these changes, as JSON")
     args = parser.parse_args()
     threads = set_threads(args.threads)
 
     runs = {"defaults": toys.ToyConfig(dataset=args.dataset)}
     if not args.skip_published:
         runs["published demo"] = dataclasses.replace(toys.ToyConfig(dataset=args.dataset), **toys.PUBLISHED_DEMO)
+    if args.also:
+        runs["also"] = toys.ToyConfig(dataset=args.dataset, **args.also)
     results = {}
     for name, cfg in runs.items():
         run = toys.train(cfg, progress=False)
@@ -42,7 +50,10 @@ def main():
               f"K = {cfg.components}: {run.seconds:6.1f} s, floor_ratio {m['floor_ratio']:.2f}, precision "
               f"{m['precision']:.3f}, recall {m['recall']:.3f}, off the support {100 * m['off_support']:.1f}%{extra}",
               flush=True)
-    if len(results) == 2:
+    if "also" in results:
+        print(f"ratio of times (also {json.dumps(args.also)} / defaults): "
+              f"{results['also'].seconds / results['defaults'].seconds:.2f}x")
+    if "published demo" in results:
         d, p = results["defaults"], results["published demo"]
         print(f"ratio of times (published / defaults): {p.seconds / d.seconds:.2f}x; "
               f"floor_ratio defaults {d.metrics['floor_ratio']:.2f} vs published {p.metrics['floor_ratio']:.2f} "

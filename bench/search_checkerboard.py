@@ -51,6 +51,9 @@ ENTRIES: list[tuple[str, dict]] = [
     ("Sinkhorn, temperature 0.02, weight average 0.99", {**SINKHORN, "taus": [0.02], "ema": 0.99}),
     ("Sinkhorn, temperature 0.005", {**SINKHORN, "taus": [0.005]}),
     ("Sinkhorn, temperature 0.01, 512 data samples", {**SINKHORN, "taus": [0.01], "batch_data": 512}),
+    ("Sinkhorn, temperature 0.01, 1,024 data samples", {**SINKHORN, "taus": [0.01], "batch_data": 1024}),
+    ("Sinkhorn, temperature 0.01, 512 + 512 samples", {**SINKHORN, "taus": [0.01], "batch_gen": 512,
+                                                         "batch_data": 512}),
 ]
 KEYS = [*METRICS, "seconds", "cpu_seconds"]
 PAGE_BEGIN = "<!-- checkerboard search: begin (bench/search_checkerboard.py --table) -->"
@@ -75,7 +78,8 @@ def table(record: dict) -> str:
         median = f"{scale * line[key]['median']:{spec}}{unit}"
         return median if len(line["seeds"]) == 1 else f"{median} ({each})"
 
-    lines = ["| change from the defaults | seeds | off the support | `floor_ratio` | precision | recall | CPU s |",
+    lines = ["| change from the defaults | seeds | off the support | `floor_ratio` | precision | recall | "
+             "CPU s, training and scoring |",
              "|---|---|---|---|---|---|---|"]
     for line in record["summary"]:
         lines.append(f"| {line['label']} | {', '.join(map(str, line['seeds']))} | "
