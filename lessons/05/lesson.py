@@ -511,10 +511,10 @@ draw_group("generator", "checkerboard")
 #
 # on 2026-12-06 (one thread a run, on two CPU cores shared with other work). Each peer trains for 30 s of CPU time
 # of its process; drifting takes its defaults' 3,000 steps and its CPU time is printed beside them (other work on
-# the cores does not take CPU time away from a process, but it slows every step, so on that busy machine those
-# steps took about 40 s where a quiet one needs about 27). **Every method is sampled from the same weight
-# average** (decay 0.995, as in section 6), updated after each of its steps, inside its budget; a second run,
-# seed 0, gives every method none (`--ema 0`, cached in `lessons/05/peers_no_average.json`).
+# the cores does not take CPU time away from a process, but it can slow every step: on that machine those steps
+# took 27-38 CPU s, against 27.7 s on the machine of 2026-12-02, `docs/results.md`). **Every method is sampled
+# from the same weight average** (decay 0.995, as in section 6), updated after each of its steps, inside its
+# budget; a second run, seed 0, gives every method none (`--ema 0`, cached in `lessons/05/peers_no_average.json`).
 
 # %%
 METHODS = ["drifting", "MMD generator", "flow, 1 Euler", "flow, 4 Euler", "flow, 100 Euler", "data itself"]

@@ -515,7 +515,8 @@ show(fig)
 # moves by up to a factor of about three (the default's checkerboard: 0.39 to 1.07 over seeds 0-2), as fresh draws
 # of the data do, so only large gaps mean something; precision, recall and the share off the support move much
 # less. Every entry ran on seeds 0, 1 and 2 for the toys' 3,000 steps, each run one process on one thread, two at a
-# time on two cores shared with other work (hence the seconds, about twice those of a quiet machine). The numbers
+# time on two cores shared with other work (the seconds are wall time under that load: compare them within the
+# table, not with the 30 s of lesson 05). The numbers
 # quoted are medians over the three seeds, each seed's in brackets where they disagree.
 #
 # * **The Sinkhorn coupling at the default temperatures: sharper, with less coverage, and not better.** On every
