@@ -14,7 +14,7 @@ from .data import DATASETS
 
 @dataclass
 class ToyConfig:
-    """Every knob of a toy run. The defaults train in about half a minute on one CPU thread; over seeds 0-2 their
+    """Every knob of a toy run. The defaults train in 30-45 s on one CPU thread (machines differ); over seeds 0-2 their
     medians reach precision >= 0.96, at most 3% of the samples off the support (8.7% on the checkerboard) and
     0.7-1x the noise floor, depending on the toy (docs/results.md)."""
 
