@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from toy_runs import median_cell
 
 from course.pages import write_between
 from drifting_min import toys
@@ -181,22 +182,6 @@ def run_one(dataset: str, seed: int, seconds: float, flow_lr: float, mmd_lr: flo
     return rows, kept
 
 
-def table(rows: list[dict]) -> str:
-    """Median over seeds of each (toy, method)."""
-    keys = ("floor_ratio", "precision", "recall", "off_support", "seconds", "steps", "nfe")
-    lines = [f"{'toy':<16} {'method':<16} {'floor ratio':>11} {'precision':>9} {'recall':>7} {'off supp.':>9} "
-             f"{'CPU s':>7} {'steps':>6} {'NFE':>4}  (median over seeds {sorted({r['seed'] for r in rows})})"]
-    groups: dict[tuple, list] = {}
-    for r in rows:
-        groups.setdefault((r["toy"], r["method"]), []).append(r)
-    for (toy, method), rs in groups.items():
-        med = {k: statistics.median(r[k] for r in rs) for k in keys}
-        lines.append(f"{toy:<16} {method:<16} {med['floor_ratio']:>11.2f} {med['precision']:>9.3f} "
-                     f"{med['recall']:>7.3f} {100 * med['off_support']:>8.1f}% {med['seconds']:>7.1f} "
-                     f"{med['steps']:>6.0f} {med['nfe']:>4.0f}")
-    return "\n".join(lines)
-
-
 METHOD_ORDER = ["drifting", "MMD generator", *(f"flow, {k} Euler" for k in FLOW_STEPS), "data itself"]
 
 
@@ -225,9 +210,8 @@ def peers_table(record: dict) -> str:
         ratio, off = f"{med['floor_ratio']:.2f}", f"{100 * med['off_support']:.1f}%"
         training = "|  |  |  |"  # the data itself: nothing trained, nothing evaluated
         if method != "data itself":
-            if len(seeds) > 1:
-                ratio += " (" + " / ".join(f"{r['floor_ratio']:.2f}" for r in rs) + ")"
-                off += " (" + " / ".join(f"{100 * r['off_support']:.1f}" for r in rs) + ")"
+            ratio = median_cell([r["floor_ratio"] for r in rs], ".2f")
+            off = median_cell([r["off_support"] for r in rs], ".1f", 100, "%")
             training = f"| {med['seconds']:.1f} | {med['steps']:.0f} | {rs[0]['nfe']} |"
         lines.append(f"| {TOY_NAMES.get(toy, toy)} | {method} | {ratio} | {med['precision']:.3f} | "
                      f"{med['recall']:.3f} | {off} {training}")
@@ -237,9 +221,7 @@ def peers_table(record: dict) -> str:
 def defaults_table(record: dict) -> str:
     """Drifting's rows of the record, seed by seed: the median of every score and, in brackets, each seed's."""
     def cell(rs, key, spec, scale=1.0, unit=""):
-        values = [scale * r[key] for r in rs]
-        each = " / ".join(f"{v:{spec}}{unit}" for v in values)
-        return f"{statistics.median(values):{spec}}{unit} ({each})"
+        return median_cell([r[key] for r in rs], spec, scale, unit)
 
     lines = ["| toy | `floor_ratio` median (each seed) | precision | recall | off support | CPU s |",
              "|---|---|---|---|---|---|"]
@@ -295,6 +277,9 @@ def main():
     if args.table_only:
         if not args.page:
             parser.error("--table-only needs --json (the record) and --page")
+        for path in (args.json, args.page):
+            if not Path(path).is_file():
+                parser.error(f"no file {path}")
         record = json.loads(Path(args.json).read_text())
         write_tables(args.page, args.json, record)
         print(peers_table(record))
@@ -314,10 +299,10 @@ def main():
             rows += new_rows
             if seed == args.seeds[0]:
                 arrays.update({f"{dataset}/{m}": a for m, a in kept.items()})
-    print(table(rows))
     record = {"command": "python bench/bench_toy_peers.py " + shlex.join(sys.argv[1:]),
               "date": time.strftime("%Y-%m-%d", time.gmtime()), "torch": torch.__version__,
               "seconds": args.seconds, "threads": args.threads, "ema": args.ema, "rows": rows}
+    print(peers_table(record))
     if args.json:
         Path(args.json).write_text(json.dumps(record, indent=1))
     if args.page:

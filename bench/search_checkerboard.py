@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 import toy_runs
-from toy_runs import METRICS, median_and_each
+from toy_runs import METRICS, median_and_each, median_cell
 
 from course.pages import write_between
 
@@ -74,9 +74,7 @@ def summarise(rows: list[dict]) -> list[dict]:
 def table(record: dict) -> str:
     """The record's summary as a markdown table, in the order of ``ENTRIES``: medians, each seed's in brackets."""
     def cell(line, key, spec, scale=1.0, unit=""):
-        each = " / ".join(f"{scale * v:{spec}}{unit}" for v in line[key]["each"])
-        median = f"{scale * line[key]['median']:{spec}}{unit}"
-        return median if len(line["seeds"]) == 1 else f"{median} ({each})"
+        return median_cell(line[key]["each"], spec, scale, unit)
 
     lines = ["| change from the defaults | seeds | off the support | `floor_ratio` | precision | recall | "
              "CPU s, training and scoring |",
@@ -101,6 +99,9 @@ def main():
                         help="train nothing: write the record's table between the markers of PAGE")
     args = parser.parse_args()
     if args.table:
+        for path in (args.json, Path(args.table)):
+            if not path.is_file():
+                parser.error(f"no file {path}")
         text = table(json.loads(args.json.read_text()))
         write_between(args.table, PAGE_BEGIN, PAGE_END, text)
         print(text)

@@ -3,7 +3,9 @@
 ``run`` trains ``drifting_min.toys.ToyConfig`` defaults with some changes on one toy and seed in a fresh process
 (so runs share no thread pool and no allocator) and returns the toys' protocol (``metrics.quality``: floor ratio,
 precision, recall, share off the support) with the training seconds and the process's CPU seconds.
-``run_all`` runs a list of them ``jobs`` at a time, handing each result back as it arrives, in order.
+``run_all`` runs a list of them ``jobs`` at a time, handing each result back as it arrives, in order; Ctrl-C
+stops it with one line (the runs already handed back stay in the caller's record). ``median_cell`` writes a
+table's cell.
 """
 
 from __future__ import annotations
@@ -44,16 +46,24 @@ def run(dataset: str, seed: int, change: dict, steps: int | None = None, keep: i
     that many samples."""
     argv = [sys.executable, "-c", ONE_RUN, dataset, str(seed), "default" if steps is None else str(steps),
             json.dumps(change), str(keep)]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    out = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise SystemExit(f"the run {dataset}, seed {seed}, {json.dumps(change)} failed: {last}")
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def run_all(todo: Iterable, job: Callable, jobs: int, on_result: Callable) -> None:
     """``job(item)`` for every item of ``todo``, ``jobs`` at a time; ``on_result(item, result)`` in order."""
     todo = list(todo)
-    with ThreadPoolExecutor(jobs) as pool:
+    pool = ThreadPoolExecutor(jobs)
+    try:
         for item, result in zip(todo, pool.map(job, todo)):
             on_result(item, result)
+    except KeyboardInterrupt:
+        raise SystemExit("interrupted: the record keeps the runs finished so far") from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def median_and_each(runs: list[dict], keys: Iterable[str]) -> dict:
@@ -63,3 +73,10 @@ def median_and_each(runs: list[dict], keys: Iterable[str]) -> dict:
         values = [r[key] for r in runs]
         out[key] = {"median": round(statistics.median(values), 4), "each": [round(v, 4) for v in values]}
     return out
+
+
+def median_cell(values: list[float], spec: str, scale: float = 1.0, unit: str = "") -> str:
+    """A table cell: the median of ``values`` and, when there are several, each value in brackets."""
+    values = [scale * v for v in values]
+    median = f"{statistics.median(values):{spec}}{unit}"
+    return median if len(values) == 1 else median + " (" + " / ".join(f"{v:{spec}}{unit}" for v in values) + ")"
